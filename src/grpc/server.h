@@ -1,0 +1,84 @@
+/* The CRI gRPC server: HTTP/2 cleartext (prior knowledge) on a unix socket,
+ * nghttp2 driven by the daemon's libuv loop.
+ *
+ * Handlers are registered per full method path.  The server decodes the
+ * request with the method's input descriptor and calls the handler on the
+ * loop thread.  A handler answers exactly once, now or later (after a child
+ * process finished, say): cric_call_reply() or cric_call_fail() for unary
+ * methods; cric_call_send() any number of times then cric_call_finish() for
+ * server-streaming ones.  The call object stays valid until that answer even
+ * when the client has gone (the answer is then dropped); a handler doing long
+ * work may poll cric_call_cancelled(). */
+#ifndef CRIC_GRPC_SERVER_H
+#define CRIC_GRPC_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+#include <uv.h>
+
+#include "util/err.h"
+
+/* gRPC status codes (grpc/doc/statuscodes.md). */
+enum cric_grpc_status {
+    GRPC_OK = 0,
+    GRPC_CANCELLED = 1,
+    GRPC_UNKNOWN = 2,
+    GRPC_INVALID_ARGUMENT = 3,
+    GRPC_DEADLINE_EXCEEDED = 4,
+    GRPC_NOT_FOUND = 5,
+    GRPC_ALREADY_EXISTS = 6,
+    GRPC_PERMISSION_DENIED = 7,
+    GRPC_RESOURCE_EXHAUSTED = 8,
+    GRPC_FAILED_PRECONDITION = 9,
+    GRPC_ABORTED = 10,
+    GRPC_OUT_OF_RANGE = 11,
+    GRPC_UNIMPLEMENTED = 12,
+    GRPC_INTERNAL = 13,
+    GRPC_UNAVAILABLE = 14,
+    GRPC_DATA_LOSS = 15,
+    GRPC_UNAUTHENTICATED = 16,
+};
+
+typedef struct cric_server cric_server;
+typedef struct cric_call cric_call;
+
+/** A handler: req is owned by the call and freed after the answer. */
+typedef void (*cric_method_fn)(cric_call *call, const ProtobufCMessage *req, void *ctx);
+
+struct cric_server_opts {
+    const char *socket_path;   /* e.g. /run/cricd/cricd.sock */
+    size_t max_recv_msg_size;  /* bytes; larger requests -> RESOURCE_EXHAUSTED */
+    size_t max_send_msg_size;  /* bytes; larger responses -> RESOURCE_EXHAUSTED */
+    unsigned max_concurrent_streams;
+};
+
+int cric_server_new(uv_loop_t *loop, const struct cric_server_opts *opts, cric_server **out, cric_error **err);
+/** Registers a method; path is "/runtime.v1.RuntimeService/Version". */
+int cric_server_register(cric_server *s, const char *path, const ProtobufCMessageDescriptor *in,
+                         bool server_streaming, cric_method_fn fn, void *ctx);
+/** Binds and listens: a stale socket is replaced, a live server on it is an error. */
+int cric_server_start(cric_server *s, cric_error **err);
+/** Stops accepting; calls cb once every in-flight call has been answered and
+ * every connection closed (or after the grace period).  Removes the socket. */
+void cric_server_shutdown(cric_server *s, uint64_t grace_ms, void (*cb)(void *), void *data);
+/** Frees the server after shutdown completed. */
+void cric_server_free(cric_server *s);
+
+/** The method path of the call ("/runtime.v1.ImageService/PullImage"). */
+const char *cric_call_method(const cric_call *call);
+/** Milliseconds left before the client's grpc-timeout, or UINT64_MAX. */
+uint64_t cric_call_time_left_ms(const cric_call *call);
+bool cric_call_cancelled(const cric_call *call);
+
+void cric_call_reply(cric_call *call, const ProtobufCMessage *resp);
+void cric_call_fail(cric_call *call, enum cric_grpc_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** Maps a cric_error code (-errno) to a gRPC status and fails with its message. */
+void cric_call_fail_error(cric_call *call, const cric_error *err);
+int cric_call_send(cric_call *call, const ProtobufCMessage *msg);
+void cric_call_finish(cric_call *call, enum cric_grpc_status status, const char *msg);
+
+#endif
