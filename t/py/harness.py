@@ -108,14 +108,27 @@ class Daemon:
         self.proc = subprocess.Popen(self.cmdline(), stdout=logf, stderr=logf, env=env)
         logf.close()
         if wait:
-            deadline = time.time() + 20
-            while not os.path.exists(self.sock):
+            # The socket file appears at bind(), before listen(): wait until a
+            # connect succeeds.
+            deadline = time.time() + 30
+            while not self._connectable():
                 if self.proc.poll() is not None:
                     raise RuntimeError("cricd exited %d:\n%s" % (self.proc.returncode, self.logtext()))
                 if time.time() > deadline:
                     raise RuntimeError("cricd did not listen:\n" + self.logtext())
                 time.sleep(0.02)
         return self
+
+    def _connectable(self):
+        import socket
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(self.sock)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
 
     def logtext(self):
         try:
@@ -156,7 +169,15 @@ class Daemon:
     def __exit__(self, *exc):
         if exc[0] is not None:
             sys.stderr.write("--- cricd log ---\n" + self.logtext()[-20000:] + "\n")
+            self.cleanup()
+            return False
+        # A test that passed still fails if cricd does not stop cleanly: exit
+        # code 0 also means no sanitizer report (leaks, open handles).
+        rc = self.stop()
+        log = self.logtext()
         self.cleanup()
+        if rc not in (0, None):
+            raise AssertionError("cricd exited %d on SIGTERM:\n%s" % (rc, log[-20000:]))
         return False
 
 
