@@ -38,6 +38,7 @@ struct cric_server {
     void *shutdown_data;
     bool shutdown_done;
     unsigned pending_closes; /* handles (listener, grace timer) still closing */
+    bool free_requested;     /* cric_server_free while handles were closing */
 };
 
 struct cric__conn {
