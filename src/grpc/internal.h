@@ -56,7 +56,7 @@ struct cric__conn {
     bool want_close; /* close requested while in_recv */
     struct cric_call *calls; /* live calls bound to a stream, doubly linked */
     size_t in_bytes;         /* request bytes buffered by all its calls */
-    char rbuf[65536];
+    char rbuf[16384];
 };
 
 struct cric_call {
