@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -285,6 +286,10 @@ static void on_close(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     free(c);
+    /* The last client gone: hand freed connection memory back to the kernel,
+     * so that a burst of clients does not leave the idle daemon large. */
+    if (!s->conns)
+        malloc_trim(0);
     cric__server_conn_gone(s);
 }
 
