@@ -96,13 +96,33 @@ static void log_call(const cric_call *call, int status, const char *msg)
               msg ? ": " : "", msg ? msg : "", (double)(uv_hrtime() - call->start_ns) / 1e6);
 }
 
+/* Longest grpc-message sent, encoded: grpc-core refuses more than 8 KiB of
+ * metadata by default, and Trailers-Only carries :status and more too. */
+#define MAX_STATUS_MSG 4096
+
 static int status_headers(nghttp2_nv *nv, size_t i, char *code, size_t code_size, int status, const char *msg,
                           char **enc)
 {
     snprintf(code, code_size, "%d", status);
     nv[i++] = (nghttp2_nv)NV("grpc-status", code, strlen(code));
     if (msg && *msg) {
-        *enc = cric_grpc_percent_encode(msg);
+        size_t len = 0, cost = 0;
+        for (; msg[len]; len++) {
+            unsigned char ch = (unsigned char)msg[len];
+            cost += (ch < 0x20 || ch > 0x7e || ch == '%') ? 3 : 1;
+            if (cost > MAX_STATUS_MSG)
+                break;
+        }
+        if (msg[len]) {
+            /* cut on a UTF-8 character boundary */
+            while (len > 0 && ((unsigned char)msg[len] & 0xc0) == 0x80)
+                len--;
+            char *cut = strndup(msg, len);
+            *enc = cut ? cric_grpc_percent_encode(cut) : NULL;
+            free(cut);
+        } else {
+            *enc = cric_grpc_percent_encode(msg);
+        }
         if (*enc)
             nv[i++] = (nghttp2_nv)NV("grpc-message", *enc, strlen(*enc));
     }
@@ -360,9 +380,15 @@ void cric_call_reply(cric_call *call, const ProtobufCMessage *resp)
         respond(call, GRPC_RESOURCE_EXHAUSTED, "out of memory for the response");
         return;
     }
-    if (start_response(call) != 0) {
-        call->responded = true;
-        return;
+    if (!call->headers_sent) {
+        if (start_response(call) != 0) {
+            call->responded = true;
+            return;
+        }
+    } else if (call->deferred) {
+        /* a streaming method answering its last message with reply() */
+        call->deferred = false;
+        nghttp2_session_resume_data(call->conn->h2, call->stream_id);
     }
     respond(call, GRPC_OK, NULL);
 }
