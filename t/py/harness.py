@@ -102,7 +102,7 @@ class Daemon:
         with open(self.config_path, "w") as f:
             f.write(text)
 
-    def wait_log(self, text, timeout=10):
+    def wait_log(self, text, timeout=30):
         """Waits until text appears in the daemon's log; returns the log."""
         deadline = time.time() + timeout
         while True:
