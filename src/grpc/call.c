@@ -47,6 +47,17 @@ static void call_free(cric_call *call)
         free(call);
 }
 
+/* The request bytes are no longer needed: free them, give back the budget. */
+static void release_input(cric_call *call)
+{
+    cric_grpc_reader_free(&call->reader);
+    free(call->msg);
+    call->msg = NULL;
+    if (call->conn)
+        call->conn->in_bytes -= call->in_counted;
+    call->in_counted = 0;
+}
+
 static void stop_timer(cric_call *call)
 {
     if (call->timer_init)
@@ -56,6 +67,7 @@ static void stop_timer(cric_call *call)
 void cric__call_detach(cric_call *call)
 {
     struct cric__conn *c = call->conn;
+    release_input(call);
     if (c) {
         if (call->prev)
             call->prev->next = call->next;
@@ -84,13 +96,33 @@ static void log_call(const cric_call *call, int status, const char *msg)
               msg ? ": " : "", msg ? msg : "", (double)(uv_hrtime() - call->start_ns) / 1e6);
 }
 
+/* Longest grpc-message sent, encoded: grpc-core refuses more than 8 KiB of
+ * metadata by default, and Trailers-Only carries :status and more too. */
+#define MAX_STATUS_MSG 4096
+
 static int status_headers(nghttp2_nv *nv, size_t i, char *code, size_t code_size, int status, const char *msg,
                           char **enc)
 {
     snprintf(code, code_size, "%d", status);
     nv[i++] = (nghttp2_nv)NV("grpc-status", code, strlen(code));
     if (msg && *msg) {
-        *enc = cric_grpc_percent_encode(msg);
+        size_t len = 0, cost = 0;
+        for (; msg[len]; len++) {
+            unsigned char ch = (unsigned char)msg[len];
+            cost += (ch < 0x20 || ch > 0x7e || ch == '%') ? 3 : 1;
+            if (cost > MAX_STATUS_MSG)
+                break;
+        }
+        if (msg[len]) {
+            /* cut on a UTF-8 character boundary */
+            while (len > 0 && ((unsigned char)msg[len] & 0xc0) == 0x80)
+                len--;
+            char *cut = strndup(msg, len);
+            *enc = cut ? cric_grpc_percent_encode(cut) : NULL;
+            free(cut);
+        } else {
+            *enc = cric_grpc_percent_encode(msg);
+        }
         if (*enc)
             nv[i++] = (nghttp2_nv)NV("grpc-message", *enc, strlen(*enc));
     }
@@ -106,6 +138,7 @@ static void respond(cric_call *call, int status, const char *msg)
         return;
     call->responded = true;
     stop_timer(call);
+    release_input(call);
     log_call(call, status, msg);
     if (!call->headers_sent) {
         nghttp2_nv nv[6] = {
@@ -188,11 +221,18 @@ void cric__call_on_headers_done(cric_call *call)
 
 void cric__call_on_data(cric_call *call, const uint8_t *data, size_t len)
 {
+    struct cric__conn *c = call->conn;
     while (len > 0 && !call->responded && !call->dispatched && call->method) {
+        if (c->in_bytes + len > CRIC__GRPC_CONN_BUDGET(c->srv->max_recv)) {
+            respond(call, GRPC_RESOURCE_EXHAUSTED, "too many request bytes in flight on this connection");
+            return;
+        }
         size_t used;
         int r = cric_grpc_reader_feed(&call->reader, data, len, &used);
         data += used;
         len -= used;
+        c->in_bytes += used;
+        call->in_counted += used;
         if (r == -EMSGSIZE) {
             char m[128];
             snprintf(m, sizeof(m), "request message of %zu bytes exceeds the limit of %zu bytes",
@@ -230,8 +270,7 @@ void cric__call_on_end_stream(cric_call *call)
     }
     static const uint8_t empty[1];
     call->req = protobuf_c_message_unpack(call->method->in, NULL, call->msg_len, call->msg ? call->msg : empty);
-    free(call->msg);
-    call->msg = NULL;
+    release_input(call);
     if (!call->req) {
         char m[200];
         snprintf(m, sizeof(m), "cannot decode the request as %.128s", call->method->in->name);
@@ -341,9 +380,15 @@ void cric_call_reply(cric_call *call, const ProtobufCMessage *resp)
         respond(call, GRPC_RESOURCE_EXHAUSTED, "out of memory for the response");
         return;
     }
-    if (start_response(call) != 0) {
-        call->responded = true;
-        return;
+    if (!call->headers_sent) {
+        if (start_response(call) != 0) {
+            call->responded = true;
+            return;
+        }
+    } else if (call->deferred) {
+        /* a streaming method answering its last message with reply() */
+        call->deferred = false;
+        nghttp2_session_resume_data(call->conn->h2, call->stream_id);
     }
     respond(call, GRPC_OK, NULL);
 }
