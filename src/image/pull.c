@@ -1108,10 +1108,11 @@ static void request_start(struct pull *pl, const char *url, size_t max, int64_t 
                                .authorization = auth, .fd = -1, .max_body = max, .expect_size = expect,
                                .sha256 = true, .low_speed_timeout_s = (unsigned)p->cfg->images_pull_timeout};
     fill_tls(&pl->eps[pl->ep], &o);
+    int r = cric_http_get(p->http, &o, request_done, pl, &pl->req, &e);
+    /* curl copied the header: wipe ours */
     if (auth)
-        explicit_bzero(auth, strlen(auth)), free(auth), auth = NULL;
-    /* (auth is copied into curl's header list before it is wiped) */
-    if (cric_http_get(p->http, &o, request_done, pl, &pl->req, &e) < 0)
+        explicit_bzero(auth, strlen(auth));
+    if (r < 0)
         pull_fail(pl, e);
 }
 
