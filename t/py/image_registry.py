@@ -91,6 +91,9 @@ def setup():
     liar.add_image("drop:latest", drop)
     liar.drop.add(drop.layers[0].digest)
     liar.add_image("mirrored:latest", imgs["other"])
+    stall = cricreg.Image([cricreg.Layer(cricreg.TarBuilder().file("s", os.urandom(300000)).bytes())])
+    liar.add_image("stall:latest", stall)
+    liar.stall.add(stall.layers[0].digest)
 
 
 def teardown():
@@ -231,6 +234,8 @@ def test_token_auth():
 def test_lying_registry():
     fail_case(liar.host + "/corrupt:latest", "does not match")
     fail_case(liar.host + "/drop:latest", "layer blob")
+    # no byte for images.pull_timeout seconds: retried, then a clear error
+    fail_case(liar.host + "/stall:latest", "Operation too slow", extra=["--timeout", "1"])
 
 
 def test_bad_layers():

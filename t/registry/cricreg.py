@@ -446,13 +446,16 @@ class Registry:
 
 class LyingRegistry:
     """Serves images from memory, anonymously, over HTTP; blobs listed in
-    corrupt get wrong bytes, those in drop are cut off mid-body."""
+    corrupt get wrong bytes, those in drop are cut off mid-body, those in
+    stall send their headers and then nothing (until stop())."""
 
     def __init__(self):
         self.manifests = {}  # (repo, ref) -> (data, media type)
         self.blobs = {}
         self.corrupt = set()
         self.drop = set()
+        self.stall = set()
+        self.stopping = threading.Event()
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
         outer = self
@@ -478,6 +481,14 @@ class LyingRegistry:
                     data = outer.blobs[ref]
                     if ref in outer.corrupt:
                         data = bytes([data[0] ^ 0xff]) + data[1:]
+                    if ref in outer.stall:
+                        self.send_response(200)
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.flush()
+                        outer.stopping.wait(60)
+                        self.close_connection = True
+                        return
                     if ref in outer.drop:
                         self.send_response(200)
                         self.send_header("Content-Type", "application/octet-stream")
@@ -499,6 +510,7 @@ class LyingRegistry:
                 self.wfile.write(data)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -511,5 +523,6 @@ class LyingRegistry:
         return "%s/%s:%s" % (self.host, repo, tag)
 
     def stop(self):
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
