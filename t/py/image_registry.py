@@ -91,6 +91,9 @@ def setup():
     liar.add_image("drop:latest", drop)
     liar.drop.add(drop.layers[0].digest)
     liar.add_image("mirrored:latest", imgs["other"])
+    imgs["redir"] = cricreg.Image([cricreg.Layer(cricreg.TarBuilder().file("r", "redirected\n").bytes())])
+    liar.add_image("redir:latest", imgs["redir"])
+    liar.redirect.add(imgs["redir"].layers[0].digest)
     stall = cricreg.Image([cricreg.Layer(cricreg.TarBuilder().file("s", os.urandom(300000)).bytes())])
     liar.add_image("stall:latest", stall)
     liar.stall.add(stall.layers[0].digest)
@@ -238,6 +241,17 @@ def test_lying_registry():
     fail_case(liar.host + "/stall:latest", "Operation too slow", extra=["--timeout", "1"])
 
 
+def test_redirect_followed():
+    root = tempfile.mkdtemp(prefix="cric-pt-")
+    try:
+        p, lines = pull(root, liar.host + "/redir:latest")
+        assert lines[0].split()[2] == imgs["redir"].config_digest
+        assert open(os.path.join(lines[0].split()[3], "r")).read() == "redirected\n"
+        assert liar.storage_hits and liar.storage_hits[-1] == (imgs["redir"].layers[0].digest, None)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_bad_layers():
     fail_case(reg.host + "/truncated:latest", "layer sha256:")
     fail_case(reg.host + "/dotdot:latest", "'../escaped': the path contains '..'")
@@ -259,6 +273,31 @@ def test_mirrors():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_tls_certs_dir():
+    """HTTPS with a private CA and a client certificate from certs.d."""
+    tls = cricreg.Registry(storage=reg.storage, tls=True).start()
+    root = tempfile.mkdtemp(prefix="cric-pt-")
+    try:
+        certs = os.path.join(root, "certs.d")
+        os.makedirs(os.path.join(certs, tls.host))
+        for src, dst in (("ca.crt", "ca.crt"), ("client.cert", "client.cert"), ("client.key", "client.key")):
+            shutil.copy(tls.certs[src], os.path.join(certs, tls.host, dst))
+        ref = tls.host + "/other:v1"
+        p = subprocess.run([TOOL, "--root", root, "--certs-dir", certs, "pull", ref], capture_output=True, text=True)
+        assert p.returncode == 0 and imgs["other"].config_digest in p.stdout, p.stdout + p.stderr
+        # without the CA: a clear certificate error, nothing stored
+        p = subprocess.run([TOOL, "--root", root + "/2", "pull", ref], capture_output=True, text=True)
+        assert p.returncode == 1 and "certificate" in p.stdout.lower(), p.stdout
+        # without the client certificate the registry refuses the handshake
+        os.unlink(os.path.join(certs, tls.host, "client.cert"))
+        p = subprocess.run([TOOL, "--root", root + "/3", "--certs-dir", certs, "pull", ref], capture_output=True,
+                           text=True)
+        assert p.returncode == 1, p.stdout
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        tls.stop()
+
+
 def main():
     if not cricreg.have_registry() or not os.access(TOOL, os.X_OK):
         print("SKIP: docker-registry or image_pull_tool missing")
@@ -269,8 +308,8 @@ def main():
     try:
         setup()
         run_tests([test_pull_multilayer_whiteouts, test_index_picks_platform, test_concurrent_pulls,
-                   test_unknown_and_bad_refs, test_basic_auth, test_token_auth, test_lying_registry,
-                   test_bad_layers, test_mirrors])
+                   test_unknown_and_bad_refs, test_basic_auth, test_token_auth, test_lying_registry, test_redirect_followed,
+                   test_bad_layers, test_mirrors, test_tls_certs_dir])
     finally:
         teardown()
 

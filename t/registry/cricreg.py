@@ -311,6 +311,27 @@ class TokenServer:
         self.httpd.server_close()
 
 
+# ---------------------------------------------------------------- TLS
+
+def make_certs(dir):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate
+    (openssl CLI).  Returns {name: path}: ca.crt, server.crt/key, client.cert/key."""
+    p = {n: os.path.join(dir, n) for n in ("ca.crt", "ca.key", "server.crt", "server.key", "client.cert",
+                                            "client.key", "csr", "ext")}
+
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p["ca.key"], "-out", p["ca.crt"],
+         "-subj", "/CN=cric-test-ca", "-days", "2")
+    with open(p["ext"], "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+    for name, key, cn in (("server.crt", "server.key", "127.0.0.1"), ("client.cert", "client.key", "cric-client")):
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", p[key], "-out", p["csr"], "-subj", "/CN=" + cn)
+        ossl("x509", "-req", "-in", p["csr"], "-CA", p["ca.crt"], "-CAkey", p["ca.key"], "-CAcreateserial",
+             "-out", p[name], "-days", "2", "-extfile", p["ext"])
+    return p
+
+
 # ---------------------------------------------------------------- registry
 
 class Registry:
@@ -320,11 +341,12 @@ class Registry:
     (Bearer through TokenServer).  storage: share another registry's storage
     directory (to serve images pushed to an open one)."""
 
-    def __init__(self, auth=None, users=None, storage=None):
+    def __init__(self, auth=None, users=None, storage=None, tls=False):
         self.dir = tempfile.mkdtemp(prefix="cric-reg-")
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
-        self.url = "http://" + self.host
+        self.tls = tls
+        self.url = ("https://" if tls else "http://") + self.host
         self.auth = auth
         self.users = users or {"tester": "s3cret"}
         self.storage = storage or os.path.join(self.dir, "data")
@@ -335,6 +357,14 @@ class Registry:
         cfg = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
                "storage:", "  filesystem:", "    rootdirectory: " + self.storage, "  delete:", "    enabled: true",
                "http:", "  addr: " + self.host, "  secret: cric-test-secret"]
+        self.ssl = None
+        if self.tls:
+            self.certs = make_certs(self.dir)
+            cfg += ["  tls:", "    certificate: " + self.certs["server.crt"], "    key: " + self.certs["server.key"],
+                    "    clientcas:", "      - " + self.certs["ca.crt"]]
+            import ssl
+            self.ssl = ssl.create_default_context(cafile=self.certs["ca.crt"])
+            self.ssl.load_cert_chain(self.certs["client.cert"], self.certs["client.key"])
         if self.auth == "htpasswd":
             pw = os.path.join(self.dir, "htpasswd")
             for i, (u, p) in enumerate(self.users.items()):
@@ -353,7 +383,7 @@ class Registry:
         deadline = time.time() + 20
         while True:
             try:
-                urllib.request.urlopen(self.url + "/v2/", timeout=1)
+                urllib.request.urlopen(self.url + "/v2/", timeout=1, context=self.ssl)
                 break
             except urllib.error.HTTPError:
                 break  # 401: up, with auth
@@ -455,6 +485,8 @@ class LyingRegistry:
         self.corrupt = set()
         self.drop = set()
         self.stall = set()
+        self.redirect = set()   # blobs answered with a 307 to /storage/ on "localhost"
+        self.storage_hits = []  # (digest, Authorization header) of redirected fetches
         self.stopping = threading.Event()
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
@@ -468,6 +500,9 @@ class LyingRegistry:
 
             def do_GET(self):
                 p = self.path.split("?")[0]
+                if p.startswith("/storage/") and p[9:] in outer.blobs:
+                    outer.storage_hits.append((p[9:], self.headers.get("Authorization")))
+                    return self.reply(200, outer.blobs[p[9:]], "application/octet-stream")
                 if p in ("/v2/", "/v2"):
                     return self.reply(200, b"{}", "application/json")
                 parts = p[len("/v2/"):].rsplit("/", 2)
@@ -477,6 +512,12 @@ class LyingRegistry:
                 if kind == "manifests" and (repo, ref) in outer.manifests:
                     data, mt = outer.manifests[(repo, ref)]
                     return self.reply(200, data, mt)
+                if kind == "blobs" and ref in outer.redirect:
+                    self.send_response(307)
+                    self.send_header("Location", "http://localhost:%d/storage/%s" % (outer.port, ref))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if kind == "blobs" and ref in outer.blobs:
                     data = outer.blobs[ref]
                     if ref in outer.corrupt:
