@@ -94,6 +94,10 @@ def setup():
     imgs["redir"] = cricreg.Image([cricreg.Layer(cricreg.TarBuilder().file("r", "redirected\n").bytes())])
     liar.add_image("redir:latest", imgs["redir"])
     liar.redirect.add(imgs["redir"].layers[0].digest)
+    # a manifest served under a digest it does not have, and nonsense
+    imgs["fake_digest"] = "sha256:" + "0" * 64
+    liar.manifests[("fake", imgs["fake_digest"])] = imgs["other"].manifest()
+    liar.manifests[("nonsense", "latest")] = (b"<html>not a manifest</html>", cricreg.DOCKER_MANIFEST)
     stall = cricreg.Image([cricreg.Layer(cricreg.TarBuilder().file("s", os.urandom(300000)).bytes())])
     liar.add_image("stall:latest", stall)
     liar.stall.add(stall.layers[0].digest)
@@ -237,6 +241,8 @@ def test_token_auth():
 def test_lying_registry():
     fail_case(liar.host + "/corrupt:latest", "does not match")
     fail_case(liar.host + "/drop:latest", "layer blob")
+    fail_case(liar.host + "/fake@" + imgs["fake_digest"], "not the requested " + imgs["fake_digest"])
+    fail_case(liar.host + "/nonsense:latest", "invalid JSON")
     # no byte for images.pull_timeout seconds: retried, then a clear error
     fail_case(liar.host + "/stall:latest", "Operation too slow", extra=["--timeout", "1"])
 
