@@ -75,7 +75,7 @@ def test_grpc_error_reported():
     proc = subprocess.Popen([srv, sock], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 10
-        while not os.path.exists(sock):
+        while not harness.connectable(sock):
             assert proc.poll() is None and time.time() < deadline, "test server did not start"
             time.sleep(0.02)
         p = subprocess.run([CRICCTL, "-r", "unix://" + sock, "info"], capture_output=True, text=True)

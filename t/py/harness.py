@@ -53,6 +53,19 @@ def unmount_under(path):
         subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
 
 
+def connectable(path):
+    """Whether something accepts connections on the unix socket path."""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 class Daemon:
     """A cricd with its own root, state dir and socket under a temp dir."""
 
@@ -89,7 +102,7 @@ class Daemon:
         with open(self.config_path, "w") as f:
             f.write(text)
 
-    def wait_log(self, text, timeout=10):
+    def wait_log(self, text, timeout=30):
         """Waits until text appears in the daemon's log; returns the log."""
         deadline = time.time() + timeout
         while True:
@@ -120,15 +133,7 @@ class Daemon:
         return self
 
     def _connectable(self):
-        import socket
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(self.sock)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
+        return connectable(self.sock)
 
     def logtext(self):
         try:
