@@ -21,6 +21,7 @@ static const struct cricd_module {
     void (*fini)(cricd *d);
 } modules[] = {
     { "runtime", cri_runtime_init, cri_runtime_fini },
+    { "image", cri_image_init, cri_image_fini },
 };
 
 /* How long in-flight calls get to finish on SIGTERM before connections are cut. */
