@@ -352,6 +352,21 @@ def test_crun():
         e2.cleanup()
 
 
+def test_shim_logs_clean():
+    """No shim wrote a sanitizer report or a warning we did not expect."""
+    e = env()
+    root = os.path.join(e.tmp, "state")
+    bad = []
+    for cid in os.listdir(root):
+        p = os.path.join(root, cid, "shim.log")
+        if os.path.exists(p):
+            with open(p, errors="replace") as f:
+                text = f.read()
+            if "Sanitizer" in text or "runtime error" in text:
+                bad.append((cid, text[:2000]))
+    assert not bad, bad
+
+
 def main():
     global ENV
     need_root()
@@ -364,7 +379,7 @@ def main():
         run_tests([test_exit_codes, test_launch_error_text, test_log_records_exact, test_interleaved_streams,
                    test_one_mib_line, test_binary_data, test_terminal, test_attach_stdin_echo,
                    test_attach_terminal_resize, test_reopen_after_rename, test_oom_killed,
-                   test_launcher_killed_nothing_lost, test_exec_sync, test_crun])
+                   test_launcher_killed_nothing_lost, test_exec_sync, test_crun, test_shim_logs_clean])
     finally:
         ENV.cleanup()
 
