@@ -27,6 +27,7 @@
 /* After the container exits, output still in flight gets this long to arrive. */
 #define DRAIN_MS 5000
 #define CREATE_TIMEOUT_MS 120000
+#define CSHIM_PIPE_SIZE (1024 * 1024)
 
 static void usage(FILE *f)
 {
@@ -207,6 +208,10 @@ static pid_t create_container(struct shim *s, int sync_fd)
         _exit(127);
     }
     if (!a->terminal) {
+        /* A bigger pipe means fewer wake-ups for a chatty container; best effort
+         * (it is capped by /proc/sys/fs/pipe-max-size for unprivileged users). */
+        fcntl(out[0], F_SETPIPE_SZ, CSHIM_PIPE_SIZE);
+        fcntl(err[0], F_SETPIPE_SZ, CSHIM_PIPE_SIZE);
         close(out[1]);
         close(err[1]);
         if (in[0] >= 0)

@@ -74,6 +74,7 @@ class Env:
         self.exits = os.path.join(self.tmp, "exits")
         self.rootfs = make_rootfs(os.path.join(self.tmp, "rootfs"))
         self.cgparent = "cric-test-%d" % os.getpid()
+        self.logdir = os.path.join(self.tmp, "logs")
         self.ids = []
         self.procs = []
 
@@ -81,7 +82,7 @@ class Env:
         return os.path.join(self.tmp, "state", cid)
 
     def log(self, cid):
-        return os.path.join(self.tmp, "logs", cid + ".log")
+        return os.path.join(self.logdir, cid + ".log")
 
     def bundle(self, cid, args, terminal=False, memory=None):
         b = os.path.join(self.tmp, "bundles", cid)
@@ -170,6 +171,8 @@ class Env:
                 except OSError:
                     pass
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if not self.logdir.startswith(self.tmp + "/"):
+            shutil.rmtree(self.logdir, ignore_errors=True)
 
 
 ENV = None
