@@ -169,7 +169,11 @@ static pid_t create_container(struct shim *s, int sync_fd)
     if (a->terminal) {
         cshim_path(console_path, a->state_dir, CRIC_SHIM_CONSOLE_SOCK);
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", console_path);
+        if (strlen(console_path) >= sizeof(sa.sun_path)) {
+            sync_report(sync_fd, "error console socket path '%s' is too long for a unix socket", console_path);
+            return -1;
+        }
+        strcpy(sa.sun_path, console_path);
         unlink(console_path);
         console = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (console < 0 || bind(console, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(console, 1) < 0) {
@@ -304,10 +308,26 @@ static void pump(struct shim *s, int i)
     }
 }
 
+/* Reaps every child (we are a subreaper: orphans of the container land here). */
+static void reap(struct shim *s, int *exit_status, int64_t *exited_at)
+{
+    int st;
+    pid_t p;
+    while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (p == s->container && *exit_status < 0) {
+            *exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            *exited_at = cshim_now_ns();
+            s->logw.giving_up = true;
+        }
+    }
+}
+
 static int serve(struct shim *s)
 {
     int exit_status = -1;
     int64_t exited_at = 0;
+    /* A SIGCHLD consumed while waiting for the runtime may have been the container's. */
+    reap(s, &exit_status, &exited_at);
     for (;;) {
         if (exit_status >= 0 && s->out_fd[0] < 0 && s->out_fd[1] < 0)
             break;
@@ -329,15 +349,7 @@ static int serve(struct shim *s)
                 struct signalfd_siginfo si;
                 while (read(s->sigfd, &si, sizeof(si)) == sizeof(si))
                     ;
-                int st;
-                pid_t p;
-                while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
-                    if (p == s->container && exit_status < 0) {
-                        exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-                        exited_at = cshim_now_ns();
-                        s->logw.giving_up = true;
-                    }
-                }
+                reap(s, &exit_status, &exited_at);
                 break;
             }
             case CSHIM_EV_OUTPUT:
