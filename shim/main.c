@@ -332,11 +332,23 @@ static int serve(struct shim *s)
         if (exit_status >= 0 && s->out_fd[0] < 0 && s->out_fd[1] < 0)
             break;
         int timeout = -1;
+        int64_t now = cshim_now_ns();
         if (exit_status >= 0) {
-            int64_t left = DRAIN_MS - (cshim_now_ns() - exited_at) / 1000000;
+            int64_t left = DRAIN_MS - (now - exited_at) / 1000000;
             if (left <= 0)
                 break;
             timeout = (int)left;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (!s->line[i]->pending_since)
+                continue;
+            int64_t left = CSHIM_PARTIAL_MS - (now - s->line[i]->pending_since) / 1000000;
+            if (left <= 0) {
+                cshim_logw_partial(&s->logw, s->line[i]);
+                continue;
+            }
+            if (timeout < 0 || left < timeout)
+                timeout = (int)left;
         }
         struct epoll_event evs[32];
         int n = epoll_wait(s->epfd, evs, 32, timeout);
@@ -493,6 +505,7 @@ int main(int argc, char **argv)
         }
         s.line[i]->stream = i + 1;
         s.line[i]->len = 0;
+        s.line[i]->pending_since = 0;
     }
     int rc = shim_run(&s, sync_fd);
     cshim_logw_close(&s.logw);

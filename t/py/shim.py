@@ -221,6 +221,13 @@ def test_interleaved_streams():
     assert [d for s, _, d in recs if s == "stderr"] == [b"err%d" % i for i in range(500)]
 
 
+def test_slow_partial_line():
+    """A line that takes long to end shows up as P, then its end as F."""
+    e = env()
+    assert e.run("slow", ["sh", "-c", "printf 'step 1...'; sleep 2; echo ' ok'"]) == (0, False)
+    assert parse_log(e.log("slow")) == [("stdout", "P", b"step 1..."), ("stdout", "F", b" ok")]
+
+
 def test_one_mib_line():
     e = env()
     assert e.run("big", ["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' x; echo; echo after"]) == (0, False)
@@ -380,7 +387,7 @@ def main():
     ENV = Env()
     try:
         run_tests([test_exit_codes, test_launch_error_text, test_log_records_exact, test_interleaved_streams,
-                   test_one_mib_line, test_binary_data, test_terminal, test_attach_stdin_echo,
+                   test_slow_partial_line, test_one_mib_line, test_binary_data, test_terminal, test_attach_stdin_echo,
                    test_attach_terminal_resize, test_reopen_after_rename, test_oom_killed,
                    test_launcher_killed_nothing_lost, test_exec_sync, test_crun, test_shim_logs_clean])
     finally:
