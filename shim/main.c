@@ -88,6 +88,16 @@ static int parse_args(int argc, char **argv, struct cshim_args *a)
         usage(stderr);
         return -1;
     }
+    /* The shim runs from "/" so that it pins no directory of its caller. */
+    const char *paths[][2] = {{"--bundle", a->bundle},     {"--runtime", a->runtime},   {"--runtime-root", a->runtime_root},
+                              {"--log", a->log_path},      {"--state-dir", a->state_dir}, {"--exit-dir", a->exits_dir},
+                              {"--process", a->process_path}};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        if (paths[i][1] && paths[i][1][0] != '/') {
+            fprintf(stderr, "cric-shim: %s '%s' is not an absolute path\n", paths[i][0], paths[i][1]);
+            return -1;
+        }
+    }
     if (strchr(a->id, '/') || a->id[0] == '.') {
         fprintf(stderr, "cric-shim: invalid container id '%s'\n", a->id);
         return -1;
@@ -462,6 +472,8 @@ int main(int argc, char **argv)
         return 0;
     setsid();
     prctl(PR_SET_CHILD_SUBREAPER, 1);
+    if (chdir("/") < 0)
+        return 1;
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     char path[PATH_MAX];
     cshim_path(path, s.a.state_dir, CRIC_SHIM_LOG_FILE);
