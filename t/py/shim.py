@@ -345,6 +345,12 @@ def test_exec_sync():
     r = e.drv(*base, "--", "sh", "-c", live)
     names = r.stdout.split(b"\n", 1)[1].split()
     assert names.count(b"sleep") == 1, "exec'd processes survived the timeout: %r" % names
+    proc = os.path.join(e.tmp, "process.json")
+    with open(proc, "w") as f:
+        json.dump({"args": ["sh", "-c", "echo $GREETING from $(pwd)"], "cwd": "/etc", "env": ["PATH=/bin", "GREETING=hi"],
+                   "user": {"uid": 0, "gid": 0}}, f)
+    r = e.drv("exec", *e.common("ex")[:6], "--root", e.rt_root, "--process", proc)
+    assert r.stdout == b"exit_code=0 timed_out=0 out_truncated=0 err_truncated=0\nhi from /etc\n", r.stdout
     subprocess.run([RUNC, "--root", e.rt_root, "kill", "ex", "KILL"], check=True)
     assert e.wait("ex") == (137, False)
 
