@@ -1,7 +1,7 @@
 /* Network configuration files: .conflist, or a single plugin .conf/.json. */
 #include "config.h"
 #include "cni/cni.h"
-#include "cni/json.h"
+#include "cni/yj.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 
@@ -33,20 +33,20 @@ static int plugin_from(const char *file, size_t idx, yajl_val obj, struct cric_c
 {
     if (!obj || obj->type != yajl_t_object)
         return cric_error_new(err, -EINVAL, "CNI config '%s': plugin %zu is not an object", file, idx);
-    const char *type = cric_json_get_str(obj, "type");
+    const char *type = cric_yj_get_str(obj, "type");
     if (!type || !*type)
         return cric_error_new(err, -EINVAL, "CNI config '%s': plugin %zu has no \"type\"", file, idx);
     if (strchr(type, '/') || strcmp(type, "..") == 0 || strcmp(type, ".") == 0)
         return cric_error_new(err, -EINVAL, "CNI config '%s': plugin type '%s' is not a plain name", file, type);
-    yajl_val caps = cric_json_get(obj, "capabilities");
-    yajl_val pm = cric_json_get(caps, "portMappings"), ipr = cric_json_get(caps, "ipRanges");
+    yajl_val caps = cric_yj_get(obj, "capabilities");
+    yajl_val pm = cric_yj_get(caps, "portMappings"), ipr = cric_yj_get(caps, "ipRanges");
     p->cap_port_mappings = pm && pm->type == yajl_t_true;
     p->cap_ip_ranges = ipr && ipr->type == yajl_t_true;
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!g)
         return cric_error_sys(err, -ENOMEM, "CNI config '%s'", file);
-    int r = cric_json_gen_value(g, obj);
-    p->json = r == 0 ? cric_json_gen_take(g, NULL) : NULL;
+    int r = cric_yj_gen_value(g, obj);
+    p->json = r == 0 ? cric_yj_gen_take(g, NULL) : NULL;
     yajl_gen_free(g);
     p->type = strdup(type);
     if (!p->json || !p->type)
@@ -57,7 +57,7 @@ static int plugin_from(const char *file, size_t idx, yajl_val obj, struct cric_c
 int cric_cni_netconf_parse(const char *file, const char *text, struct cric_cni_netconf **out, cric_error **err)
 {
     char ebuf[256];
-    yajl_val root = cric_json_parse(text, ebuf, sizeof(ebuf));
+    yajl_val root = cric_yj_parse(text, ebuf, sizeof(ebuf));
     if (!root)
         return cric_error_new(err, -EINVAL, "CNI config '%s': invalid JSON: %s", file, ebuf);
     int r = 0;
@@ -70,8 +70,8 @@ int cric_cni_netconf_parse(const char *file, const char *text, struct cric_cni_n
         r = cric_error_new(err, -EINVAL, "CNI config '%s': not a JSON object", file);
         goto out;
     }
-    const char *name = cric_json_get_str(root, "name");
-    const char *ver = cric_json_get_str(root, "cniVersion");
+    const char *name = cric_yj_get_str(root, "name");
+    const char *ver = cric_yj_get_str(root, "cniVersion");
     if (!name || !*name) {
         r = cric_error_new(err, -EINVAL, "CNI config '%s': missing \"name\"", file);
         goto out;
@@ -87,7 +87,7 @@ int cric_cni_netconf_parse(const char *file, const char *text, struct cric_cni_n
         r = cric_error_sys(err, -ENOMEM, "CNI config '%s'", file);
         goto out;
     }
-    yajl_val plugins = cric_json_get(root, "plugins");
+    yajl_val plugins = cric_yj_get(root, "plugins");
     if (plugins) {
         if (plugins->type != yajl_t_array || plugins->u.array.len == 0) {
             r = cric_error_new(err, -EINVAL, "CNI config '%s': \"plugins\" must be a non-empty array", file);

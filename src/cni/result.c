@@ -1,7 +1,7 @@
 /* CNI results (0.2.0 ip4/ip6, 0.3.0+ ips/interfaces) and error objects. */
 #include "config.h"
 #include "cni/cni.h"
-#include "cni/json.h"
+#include "cni/yj.h"
 #include "util/cleanup.h"
 
 #include <errno.h>
@@ -68,7 +68,7 @@ int cric_cni_result_parse(const char *text, struct cric_cni_result **out, cric_e
     char ebuf[256];
     if (!text || !*text)
         return cric_error_new(err, -EINVAL, "CNI result is empty");
-    yajl_val root = cric_json_parse(text, ebuf, sizeof(ebuf));
+    yajl_val root = cric_yj_parse(text, ebuf, sizeof(ebuf));
     if (!root)
         return cric_error_new(err, -EINVAL, "CNI result is not valid JSON: %s", ebuf);
     int r = 0;
@@ -81,9 +81,9 @@ int cric_cni_result_parse(const char *text, struct cric_cni_result **out, cric_e
         r = cric_error_new(err, -EINVAL, "CNI result is not a JSON object");
         goto out;
     }
-    yajl_val ips = cric_json_get(root, "ips"), ifaces = cric_json_get(root, "interfaces");
-    yajl_val ip4 = cric_json_get(root, "ip4"), ip6 = cric_json_get(root, "ip6");
-    const char *ver = cric_json_get_str(root, "cniVersion");
+    yajl_val ips = cric_yj_get(root, "ips"), ifaces = cric_yj_get(root, "interfaces");
+    yajl_val ip4 = cric_yj_get(root, "ip4"), ip6 = cric_yj_get(root, "ip6");
+    const char *ver = cric_yj_get_str(root, "cniVersion");
     if (!ver && !ips && !ip4 && !ip6 && !ifaces) {
         r = cric_error_new(err, -EINVAL, "CNI result has neither cniVersion, ips nor interfaces");
         goto out;
@@ -106,15 +106,15 @@ int cric_cni_result_parse(const char *text, struct cric_cni_result **out, cric_e
         }
         for (size_t i = 0; i < ifaces->u.array.len; i++) {
             yajl_val o = ifaces->u.array.values[i];
-            const char *name = cric_json_get_str(o, "name");
+            const char *name = cric_yj_get_str(o, "name");
             if (!name) {
                 r = cric_error_new(err, -EINVAL, "CNI result: interface %zu has no name", i);
                 goto out;
             }
             struct cric_cni_iface *f = &res->ifaces[res->n_ifaces++];
             f->name = strdup(name);
-            f->mac = dup_or_null(cric_json_get_str(o, "mac"));
-            f->sandbox = dup_or_null(cric_json_get_str(o, "sandbox"));
+            f->mac = dup_or_null(cric_yj_get_str(o, "mac"));
+            f->sandbox = dup_or_null(cric_yj_get_str(o, "sandbox"));
             if (!f->name) {
                 r = cric_error_sys(err, -ENOMEM, "CNI result");
                 goto out;
@@ -128,14 +128,14 @@ int cric_cni_result_parse(const char *text, struct cric_cni_result **out, cric_e
         }
         for (size_t i = 0; i < ips->u.array.len; i++) {
             yajl_val o = ips->u.array.values[i];
-            const char *addr = cric_json_get_str(o, "address");
+            const char *addr = cric_yj_get_str(o, "address");
             if (!addr || !looks_like_cidr(addr)) {
                 r = cric_error_new(err, -EINVAL, "CNI result: ips[%zu].address is %s%s%s", i,
                                    addr ? "'" : "", addr ? addr : "missing", addr ? "', not an address/prefix" : "");
                 goto out;
             }
             int iface = -1;
-            yajl_val iv = cric_json_get(o, "interface");
+            yajl_val iv = cric_yj_get(o, "interface");
             if (iv) {
                 if (!YAJL_IS_INTEGER(iv) || YAJL_GET_INTEGER(iv) < 0 ||
                     (size_t)YAJL_GET_INTEGER(iv) >= res->n_ifaces) {
@@ -144,7 +144,7 @@ int cric_cni_result_parse(const char *text, struct cric_cni_result **out, cric_e
                 }
                 iface = (int)YAJL_GET_INTEGER(iv);
             }
-            if (add_ip(res, addr, cric_json_get_str(o, "gateway"), iface) < 0) {
+            if (add_ip(res, addr, cric_yj_get_str(o, "gateway"), iface) < 0) {
                 r = cric_error_sys(err, -ENOMEM, "CNI result");
                 goto out;
             }
@@ -154,12 +154,12 @@ int cric_cni_result_parse(const char *text, struct cric_cni_result **out, cric_e
         for (int k = 0; k < 2; k++) {
             if (!legacy[k])
                 continue;
-            const char *addr = cric_json_get_str(legacy[k], "ip");
+            const char *addr = cric_yj_get_str(legacy[k], "ip");
             if (!addr || !looks_like_cidr(addr)) {
                 r = cric_error_new(err, -EINVAL, "CNI result: %s.ip is missing or not an address/prefix", k ? "ip6" : "ip4");
                 goto out;
             }
-            if (add_ip(res, addr, cric_json_get_str(legacy[k], "gateway"), -1) < 0) {
+            if (add_ip(res, addr, cric_yj_get_str(legacy[k], "gateway"), -1) < 0) {
                 r = cric_error_sys(err, -ENOMEM, "CNI result");
                 goto out;
             }
@@ -177,12 +177,12 @@ char *cric_cni_error_message(const char *text)
 {
     if (!text || !*text)
         return NULL;
-    yajl_val root = cric_json_parse(text, NULL, 0);
+    yajl_val root = cric_yj_parse(text, NULL, 0);
     if (!root)
         return NULL;
     char *m = NULL;
-    yajl_val code = cric_json_get(root, "code");
-    const char *msg = cric_json_get_str(root, "msg"), *details = cric_json_get_str(root, "details");
+    yajl_val code = cric_yj_get(root, "code");
+    const char *msg = cric_yj_get_str(root, "msg"), *details = cric_yj_get_str(root, "details");
     if (code && YAJL_IS_INTEGER(code) && msg) {
         if (asprintf(&m, "%s (code %lld)%s%s", msg, YAJL_GET_INTEGER(code), details && *details ? ": " : "",
                      details && *details ? details : "") < 0)

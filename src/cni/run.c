@@ -2,7 +2,7 @@
  * prevResult chaining, DEL in reverse (best effort), CHECK. */
 #include "config.h"
 #include "cni/cni.h"
-#include "cni/json.h"
+#include "cni/yj.h"
 #include "util/cleanup.h"
 
 #include <errno.h>
@@ -74,63 +74,63 @@ static bool version_has_prev(const char *v)
 
 static int build_stdin(struct cric_cni_op_state *s, const struct cric_cni_plugin_conf *p, char **out, size_t *len)
 {
-    yajl_val obj = cric_json_parse(p->json, NULL, 0);
+    yajl_val obj = cric_yj_parse(p->json, NULL, 0);
     if (!obj)
         return -EINVAL;
     yajl_val prev = NULL;
     if (s->prev && version_has_prev(s->cni_version))
-        prev = cric_json_parse(s->prev, NULL, 0);
+        prev = cric_yj_parse(s->prev, NULL, 0);
     yajl_gen g = yajl_gen_alloc(NULL);
     int r = -ENOMEM;
     if (!g)
         goto out;
     yajl_gen_map_open(g);
-    cric_json_gen_str(g, "cniVersion");
-    cric_json_gen_str(g, s->cni_version);
-    cric_json_gen_str(g, "name");
-    cric_json_gen_str(g, s->net_name);
+    cric_yj_gen_str(g, "cniVersion");
+    cric_yj_gen_str(g, s->cni_version);
+    cric_yj_gen_str(g, "name");
+    cric_yj_gen_str(g, s->net_name);
     for (size_t i = 0; i < obj->u.object.len; i++) {
         const char *k = obj->u.object.keys[i];
         if (!strcmp(k, "cniVersion") || !strcmp(k, "name") || !strcmp(k, "prevResult") || !strcmp(k, "runtimeConfig"))
             continue;
-        cric_json_gen_str(g, k);
-        cric_json_gen_value(g, obj->u.object.values[i]);
+        cric_yj_gen_str(g, k);
+        cric_yj_gen_value(g, obj->u.object.values[i]);
     }
     if (prev) {
-        cric_json_gen_str(g, "prevResult");
-        cric_json_gen_value(g, prev);
+        cric_yj_gen_str(g, "prevResult");
+        cric_yj_gen_value(g, prev);
     }
     bool ports = p->cap_port_mappings && s->n_ports;
     bool ranges = p->cap_ip_ranges && s->pod_cidr;
     if (ports || ranges) {
-        cric_json_gen_str(g, "runtimeConfig");
+        cric_yj_gen_str(g, "runtimeConfig");
         yajl_gen_map_open(g);
         if (ports) {
-            cric_json_gen_str(g, "portMappings");
+            cric_yj_gen_str(g, "portMappings");
             yajl_gen_array_open(g);
             for (size_t i = 0; i < s->n_ports; i++) {
                 yajl_gen_map_open(g);
-                cric_json_gen_str(g, "hostPort");
+                cric_yj_gen_str(g, "hostPort");
                 yajl_gen_integer(g, s->ports[i].host_port);
-                cric_json_gen_str(g, "containerPort");
+                cric_yj_gen_str(g, "containerPort");
                 yajl_gen_integer(g, s->ports[i].container_port);
-                cric_json_gen_str(g, "protocol");
-                cric_json_gen_str(g, s->ports[i].protocol);
+                cric_yj_gen_str(g, "protocol");
+                cric_yj_gen_str(g, s->ports[i].protocol);
                 if (s->ports[i].host_ip && *s->ports[i].host_ip) {
-                    cric_json_gen_str(g, "hostIP");
-                    cric_json_gen_str(g, s->ports[i].host_ip);
+                    cric_yj_gen_str(g, "hostIP");
+                    cric_yj_gen_str(g, s->ports[i].host_ip);
                 }
                 yajl_gen_map_close(g);
             }
             yajl_gen_array_close(g);
         }
         if (ranges) {
-            cric_json_gen_str(g, "ipRanges");
+            cric_yj_gen_str(g, "ipRanges");
             yajl_gen_array_open(g);
             yajl_gen_array_open(g);
             yajl_gen_map_open(g);
-            cric_json_gen_str(g, "subnet");
-            cric_json_gen_str(g, s->pod_cidr);
+            cric_yj_gen_str(g, "subnet");
+            cric_yj_gen_str(g, s->pod_cidr);
             yajl_gen_map_close(g);
             yajl_gen_array_close(g);
             yajl_gen_array_close(g);
@@ -140,7 +140,7 @@ static int build_stdin(struct cric_cni_op_state *s, const struct cric_cni_plugin
     if (yajl_gen_map_close(g) != yajl_gen_status_ok)
         r = -EINVAL;
     else
-        r = (*out = cric_json_gen_take(g, len)) ? 0 : -ENOMEM;
+        r = (*out = cric_yj_gen_take(g, len)) ? 0 : -ENOMEM;
 out:
     if (g)
         yajl_gen_free(g);

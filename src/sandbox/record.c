@@ -1,7 +1,7 @@
 /* Sandbox records: <root>/sandboxes/<id>/sandbox.json, written atomically. */
 #include "config.h"
 #include "sandbox/priv.h"
-#include "cni/json.h"
+#include "cni/yj.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 
@@ -94,22 +94,22 @@ int sb__record_path(struct cric_sandbox_service *svc, const char *id, char **out
 
 static void kv_str(yajl_gen g, const char *k, const char *v)
 {
-    cric_json_gen_str(g, k);
-    cric_json_gen_str(g, v);
+    cric_yj_gen_str(g, k);
+    cric_yj_gen_str(g, v);
 }
 
 static void kv_int(yajl_gen g, const char *k, long long v)
 {
-    cric_json_gen_str(g, k);
+    cric_yj_gen_str(g, k);
     yajl_gen_integer(g, v);
 }
 
 static void kv_strv(yajl_gen g, const char *k, char **v)
 {
-    cric_json_gen_str(g, k);
+    cric_yj_gen_str(g, k);
     yajl_gen_array_open(g);
     for (size_t i = 0; v && v[i]; i++)
-        cric_json_gen_str(g, v[i]);
+        cric_yj_gen_str(g, v[i]);
     yajl_gen_array_close(g);
 }
 
@@ -141,9 +141,9 @@ int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, c
     kv_int(g, "pause_pid", sb->pause_pid);
     kv_int(g, "pause_start", sb->priv->pause_start);
     kv_str(g, "shm", sb->shm_path);
-    cric_json_gen_str(g, "shm_mounted");
+    cric_yj_gen_str(g, "shm_mounted");
     yajl_gen_bool(g, sb->priv->shm_mounted);
-    cric_json_gen_str(g, "network_attached");
+    cric_yj_gen_str(g, "network_attached");
     yajl_gen_bool(g, sb->priv->network_attached);
     kv_str(g, "cni_conf_file", sb->priv->cni_conf_file);
     kv_str(g, "cni_conf", sb->priv->cni_conf_text);
@@ -162,7 +162,7 @@ int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, c
     kv_str(g, "config_pb", hex ? hex : "");
     yajl_gen_map_close(g);
     size_t len = 0;
-    _cleanup_free_ char *text = cric_json_gen_take(g, &len);
+    _cleanup_free_ char *text = cric_yj_gen_take(g, &len);
     yajl_gen_free(g);
     if (!text || !hex)
         return cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
@@ -174,25 +174,25 @@ int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, c
 
 static char *get_dup(yajl_val root, const char *key)
 {
-    const char *s = cric_json_get_str(root, key);
+    const char *s = cric_yj_get_str(root, key);
     return s ? strdup(s) : NULL;
 }
 
 static long long get_int(yajl_val root, const char *key)
 {
-    yajl_val v = cric_json_get(root, key);
+    yajl_val v = cric_yj_get(root, key);
     return v && YAJL_IS_INTEGER(v) ? YAJL_GET_INTEGER(v) : 0;
 }
 
 static bool get_bool(yajl_val root, const char *key)
 {
-    yajl_val v = cric_json_get(root, key);
+    yajl_val v = cric_yj_get(root, key);
     return v && v->type == yajl_t_true;
 }
 
 static char **get_strv(yajl_val root, const char *key)
 {
-    yajl_val a = cric_json_get(root, key);
+    yajl_val a = cric_yj_get(root, key);
     size_t n = a && a->type == yajl_t_array ? a->u.array.len : 0;
     char **v = calloc(n + 1, sizeof(char *));
     for (size_t i = 0, j = 0; v && i < n; i++)
@@ -215,7 +215,7 @@ int sb__record_load(struct cric_sandbox_service *svc, const char *id, struct cri
     if (r < 0)
         return r;
     char ebuf[256];
-    yajl_val root = cric_json_parse(text, ebuf, sizeof(ebuf));
+    yajl_val root = cric_yj_parse(text, ebuf, sizeof(ebuf));
     if (!root || root->type != yajl_t_object) {
         yajl_tree_free(root);
         return cric_error_new(err, -EINVAL, "sandbox record '%s': %s", path, root ? "not an object" : ebuf);
@@ -226,7 +226,7 @@ int sb__record_load(struct cric_sandbox_service *svc, const char *id, struct cri
         yajl_tree_free(root);
         return cric_error_sys(err, -ENOMEM, "load sandbox %s", id);
     }
-    const char *rid = cric_json_get_str(root, "id");
+    const char *rid = cric_yj_get_str(root, "id");
     if (!rid || strcmp(rid, id) != 0) {
         r = cric_error_new(err, -EINVAL, "sandbox record '%s': id does not match its directory", path);
         goto out;
@@ -266,7 +266,7 @@ int sb__record_load(struct cric_sandbox_service *svc, const char *id, struct cri
         r = cric_error_new(err, -EINVAL, "sandbox record '%s': a required field is missing", path);
         goto out;
     }
-    const char *hex = cric_json_get_str(root, "config_pb");
+    const char *hex = cric_yj_get_str(root, "config_pb");
     size_t hl = hex ? strlen(hex) : 1;
     if (hl % 2) {
         r = cric_error_new(err, -EINVAL, "sandbox record '%s': bad config_pb", path);

@@ -4,7 +4,7 @@
 #include "config.h"
 #include "sandbox/priv.h"
 #include "cni/cni.h"
-#include "cni/json.h"
+#include "cni/yj.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 
@@ -674,7 +674,7 @@ static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const c
     struct sb_op *op = data;
     op->svc->inflight--;
     struct cric_sandbox *sb = find_exact(op->svc, op->id);
-    bool adding = op->kind == OP_RUN && op->step == 3;
+    bool adding = op->kind == OP_RUN && op->step == 4; /* case 3 started it */
     if (sb) {
         if (adding)
             sb->cni_add_ns = plugin_ns;
@@ -925,8 +925,8 @@ int cric_sandbox_info_json(const struct cric_sandbox *sb, char **out, cric_error
     yajl_gen_map_open(g);
 #define KV(k, v)                   \
     do {                           \
-        cric_json_gen_str(g, k);   \
-        cric_json_gen_str(g, v);   \
+        cric_yj_gen_str(g, k);   \
+        cric_yj_gen_str(g, v);   \
     } while (0)
     KV("id", sb->id);
     KV("hostname", sb->hostname);
@@ -934,7 +934,7 @@ int cric_sandbox_info_json(const struct cric_sandbox *sb, char **out, cric_error
     KV("ipcns", sb->ipcns_path);
     KV("utsns", sb->utsns_path);
     KV("pidns", sb->pidns_path);
-    cric_json_gen_str(g, "pausePid");
+    cric_yj_gen_str(g, "pausePid");
     yajl_gen_integer(g, sb->pause_pid);
     KV("dir", sb->dir);
     KV("hostnamePath", sb->hostname_path);
@@ -943,19 +943,19 @@ int cric_sandbox_info_json(const struct cric_sandbox *sb, char **out, cric_error
     KV("shmPath", sb->shm_path);
     KV("cgroupParent", sb->cgroup_parent);
     KV("cniConfigFile", sb->priv->cni_conf_file);
-    cric_json_gen_str(g, "cniResult");
-    yajl_val res = sb->priv->cni_result ? cric_json_parse(sb->priv->cni_result, NULL, 0) : NULL;
-    cric_json_gen_value(g, res);
+    cric_yj_gen_str(g, "cniResult");
+    yajl_val res = sb->priv->cni_result ? cric_yj_parse(sb->priv->cni_result, NULL, 0) : NULL;
+    cric_yj_gen_value(g, res);
     yajl_tree_free(res);
-    cric_json_gen_str(g, "cniAddNs");
+    cric_yj_gen_str(g, "cniAddNs");
     yajl_gen_integer(g, (long long)sb->cni_add_ns);
-    cric_json_gen_str(g, "cniDelNs");
+    cric_yj_gen_str(g, "cniDelNs");
     yajl_gen_integer(g, (long long)sb->cni_del_ns);
-    cric_json_gen_str(g, "networkAttached");
+    cric_yj_gen_str(g, "networkAttached");
     yajl_gen_bool(g, sb->priv->network_attached);
 #undef KV
     yajl_gen_map_close(g);
-    char *s = cric_json_gen_take(g, NULL);
+    char *s = cric_yj_gen_take(g, NULL);
     yajl_gen_free(g);
     if (!s)
         return cric_error_sys(err, -ENOMEM, "sandbox info");

@@ -1,26 +1,26 @@
 #include "config.h"
-#include "cni/json.h"
+#include "cni/yj.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int cric_json_gen_str(yajl_gen g, const char *s)
+int cric_yj_gen_str(yajl_gen g, const char *s)
 {
     if (!s)
         return yajl_gen_null(g) == yajl_gen_status_ok ? 0 : -EINVAL;
     return yajl_gen_string(g, (const unsigned char *)s, strlen(s)) == yajl_gen_status_ok ? 0 : -EINVAL;
 }
 
-int cric_json_gen_value(yajl_gen g, yajl_val v)
+int cric_yj_gen_value(yajl_gen g, yajl_val v)
 {
     yajl_gen_status st = yajl_gen_status_ok;
     if (!v)
         return yajl_gen_null(g) == yajl_gen_status_ok ? 0 : -EINVAL;
     switch (v->type) {
     case yajl_t_string:
-        return cric_json_gen_str(g, v->u.string);
+        return cric_yj_gen_str(g, v->u.string);
     case yajl_t_number:
         st = yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
         break;
@@ -37,7 +37,7 @@ int cric_json_gen_value(yajl_gen g, yajl_val v)
         if (yajl_gen_map_open(g) != yajl_gen_status_ok)
             return -EINVAL;
         for (size_t i = 0; i < v->u.object.len; i++) {
-            if (cric_json_gen_str(g, v->u.object.keys[i]) < 0 || cric_json_gen_value(g, v->u.object.values[i]) < 0)
+            if (cric_yj_gen_str(g, v->u.object.keys[i]) < 0 || cric_yj_gen_value(g, v->u.object.values[i]) < 0)
                 return -EINVAL;
         }
         st = yajl_gen_map_close(g);
@@ -46,7 +46,7 @@ int cric_json_gen_value(yajl_gen g, yajl_val v)
         if (yajl_gen_array_open(g) != yajl_gen_status_ok)
             return -EINVAL;
         for (size_t i = 0; i < v->u.array.len; i++)
-            if (cric_json_gen_value(g, v->u.array.values[i]) < 0)
+            if (cric_yj_gen_value(g, v->u.array.values[i]) < 0)
                 return -EINVAL;
         st = yajl_gen_array_close(g);
         break;
@@ -56,7 +56,7 @@ int cric_json_gen_value(yajl_gen g, yajl_val v)
     return st == yajl_gen_status_ok ? 0 : -EINVAL;
 }
 
-yajl_val cric_json_parse(const char *text, char *ebuf, size_t ebuf_len)
+yajl_val cric_yj_parse(const char *text, char *ebuf, size_t ebuf_len)
 {
     if (ebuf_len)
         ebuf[0] = '\0';
@@ -72,7 +72,7 @@ yajl_val cric_json_parse(const char *text, char *ebuf, size_t ebuf_len)
     return v;
 }
 
-yajl_val cric_json_get(yajl_val v, const char *key)
+yajl_val cric_yj_get(yajl_val v, const char *key)
 {
     if (!v || v->type != yajl_t_object)
         return NULL;
@@ -82,13 +82,13 @@ yajl_val cric_json_get(yajl_val v, const char *key)
     return NULL;
 }
 
-const char *cric_json_get_str(yajl_val v, const char *key)
+const char *cric_yj_get_str(yajl_val v, const char *key)
 {
-    yajl_val s = cric_json_get(v, key);
+    yajl_val s = cric_yj_get(v, key);
     return s && s->type == yajl_t_string ? s->u.string : NULL;
 }
 
-char *cric_json_gen_take(yajl_gen g, size_t *len)
+char *cric_yj_gen_take(yajl_gen g, size_t *len)
 {
     const unsigned char *buf;
     size_t n;
