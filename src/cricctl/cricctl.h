@@ -67,5 +67,10 @@ int cricctl_parse_duration(const char *s, uint64_t *ms);
 /* Commands (one line each in commands.c). */
 int cricctl_cmd_version(struct cricctl *ctl, int argc, char **argv);
 int cricctl_cmd_info(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_runp(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_stopp(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_rmp(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_pods(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_inspectp(struct cricctl *ctl, int argc, char **argv);
 
 #endif
