@@ -414,7 +414,77 @@ def test_kill9_recovery():
         net.cleanup()
 
 
+def test_cricctl_sysctls_cgroups():
+    """crictl-style JSON through cricctl; sysctls land in the pod's namespaces;
+    the cgroup parent is created per pod and removed with it."""
+    net = Net("x", portmap=False)
+    cgp = "/cric-test-%d/pod-x" % os.getpid()
+    try:
+        with harness.Daemon(config=net.config()) as d:
+            conf = {
+                "metadata": {"name": "ctl", "uid": "u-ctl", "namespace": "ns1", "attempt": 1},
+                "hostname": "ctlhost",
+                "log_directory": "/tmp",
+                "labels": {"tier": "x"},
+                "dns_config": {"servers": ["1.1.1.1"]},
+                "linux": {"cgroup_parent": cgp,
+                          "sysctls": {"net.ipv4.ip_unprivileged_port_start": "80", "kernel.shmmni": "1234"},
+                          "security_context": {"namespace_options": {"pid": 1}}},
+            }
+            path = os.path.join(d.dir, "pod.json")
+            with open(path, "w") as f:
+                json.dump(conf, f)
+            pid = harness.cricctl(d, "runp", path).stdout.strip()
+            assert len(pid) == 64, pid
+            out = harness.cricctl(d, "pods").stdout
+            assert pid[:13] in out and "ctl" in out and "Ready" in out, out
+            assert harness.cricctl(d, "pods", "-q", "--label", "tier=x").stdout.split() == [pid]
+            assert harness.cricctl(d, "pods", "-q", "--label", "tier=y").stdout.split() == []
+            assert harness.cricctl(d, "pods", "-q", "--state", "notready").stdout.split() == []
+            assert harness.cricctl(d, "pods", "-q", "--name", "ct").stdout.split() == [pid]
+            js = json.loads(harness.cricctl(d, "pods", "-o", "json").stdout)
+            assert js["items"][0]["id"] == pid, js
+            insp = json.loads(harness.cricctl(d, "inspectp", pid[:10]).stdout)
+            assert insp["status"]["metadata"]["namespace"] == "ns1", insp
+            assert insp["info"]["hostnamePath"].endswith("/hostname"), insp
+            sysctl = in_ns(d, pid, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start").stdout.strip()
+            assert sysctl == "80", sysctl
+            ipc = subprocess.run(["nsenter", "--ipc=" + os.path.join(d.state, "ns", pid, "ipc"), "cat",
+                                  "/proc/sys/kernel/shmmni"], capture_output=True, text=True).stdout.strip()
+            assert ipc == "1234", ipc
+            cg_dirs = [m + cgp for m in cgroup_mounts()]
+            assert cg_dirs and all(os.path.isdir(p) for p in cg_dirs), cg_dirs
+            bad = dict(conf, metadata=dict(conf["metadata"], name="bad"))
+            bad["linux"] = {"sysctls": {"kernel.panic": "1"}}
+            with open(path, "w") as f:
+                json.dump(bad, f)
+            p = harness.cricctl(d, "runp", path, check=False)
+            assert p.returncode == 1 and "kernel.panic" in p.stderr and "not namespaced" in p.stderr, p.stderr
+            assert "Stopped sandbox" in harness.cricctl(d, "stopp", pid).stdout
+            assert "Removed sandbox" in harness.cricctl(d, "rmp", pid).stdout
+            assert not any(os.path.isdir(p) for p in cg_dirs), cg_dirs
+            assert harness.cricctl(d, "pods", "-q").stdout == ""
+    finally:
+        for m in cgroup_mounts():
+            for sub in (cgp, os.path.dirname(cgp)):
+                try:
+                    os.rmdir(m + sub)
+                except OSError:
+                    pass
+        net.cleanup()
+
+
+def cgroup_mounts():
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            if right.split()[0] in ("cgroup", "cgroup2"):
+                out.append(left.split()[4])
+    return out
+
+
 if __name__ == "__main__":
     need_env()
     harness.run_tests([test_basic_network_dns_and_idempotence, test_host_port, test_failing_plugins_leave_nothing,
-                       test_missing_config, test_concurrent_20, test_kill9_recovery])
+                       test_missing_config, test_concurrent_20, test_kill9_recovery, test_cricctl_sysctls_cgroups])
