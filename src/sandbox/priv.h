@@ -33,6 +33,7 @@ struct cric_sandbox_service {
     struct cric_sandbox **sbs;
     size_t n, cap;
     unsigned inflight;
+    uint64_t last_child_ns;
     bool closing;
     void (*close_cb)(void *);
     void *close_data;
@@ -47,6 +48,7 @@ void sb__free(struct cric_sandbox *sb);
 int sb__set_config(struct cric_sandbox *sb, const uint8_t *pb, size_t len, cric_error **err);
 
 /* files.c */
+int sb__write_file(const char *path, const char *s, cric_error **err);
 int sb__write_files(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
 int sb__mount_shm(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
 void sb__umount_shm(struct cric_sandbox *sb);
