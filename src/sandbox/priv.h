@@ -40,7 +40,12 @@ struct cric_sandbox_service {
 };
 
 /* record.c */
-int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
+/* Always atomic (temp + rename).  durable adds the fsyncs: needed when the
+ * record must survive power loss (a READY pod, so that its IP allocation is
+ * released later); the volatile namespaces die with the machine anyway, so
+ * intermediate and stopped states only need to survive a daemon crash,
+ * which the page cache does. */
+int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, bool durable, cric_error **err);
 int sb__record_load(struct cric_sandbox_service *svc, const char *id, struct cric_sandbox **out, cric_error **err);
 int sb__record_path(struct cric_sandbox_service *svc, const char *id, char **out);
 struct cric_sandbox *sb__alloc(void);

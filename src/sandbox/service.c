@@ -213,7 +213,7 @@ static void recover_one(struct cric_sandbox_service *svc, struct cric_sandbox *s
     }
     if (sb->state == CRIC_SANDBOX_READY && !ok) {
         sb->state = CRIC_SANDBOX_NOTREADY;
-        sb__record_save(svc, sb, NULL);
+        sb__record_save(svc, sb, false, NULL);
     }
 }
 
@@ -733,7 +733,7 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             sb->priv->network_attached = sb->netns_path != NULL;
             if (cric_mkdir_p(sb->dir, 0711, &e) < 0 || sb__write_files(svc, sb, &e) < 0 ||
                 sb__mount_shm(svc, sb, &e) < 0 || sb__cgroup_setup(svc, sb, &e) < 0 ||
-                (sb->netns_path && load_netconf(svc, sb, &e) < 0) || sb__record_save(svc, sb, &e) < 0)
+                (sb->netns_path && load_netconf(svc, sb, &e) < 0) || sb__record_save(svc, sb, false, &e) < 0)
                 op_fail(op, e);
             continue;
         case 1:
@@ -756,7 +756,7 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             return;
         case 4:
             sb->state = CRIC_SANDBOX_READY;
-            if (sb__record_save(svc, sb, &e) < 0) {
+            if (sb__record_save(svc, sb, true, &e) < 0) {
                 op_fail(op, e);
                 continue;
             }
@@ -810,7 +810,7 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
     for (;;) {
         if (op->err) {
             /* Keep what is left so that a retry can finish the job. */
-            sb__record_save(svc, sb, NULL);
+            sb__record_save(svc, sb, false, NULL);
             op_finish(op, sb);
             return;
         }
@@ -852,7 +852,7 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
                 sb->state = CRIC_SANDBOX_NOTREADY;
             }
             if (!remove) {
-                if (sb__record_save(svc, sb, &e) < 0)
+                if (sb__record_save(svc, sb, false, &e) < 0)
                     op_fail(op, e);
                 else
                     op_finish(op, sb);

@@ -215,6 +215,9 @@ def test_basic_network_dns_and_idempotence():
             remove(cl, b)
             pins, veths = leftovers(d, net)
             assert pins == [] and veths == [], (pins, veths)
+            # A clean exit (under ASan: no leaks, every handle closed).
+            rc = d.stop()
+            assert rc == 0, "cricd exited %s:\n%s" % (rc, d.logtext()[-5000:])
     finally:
         net.cleanup()
 
@@ -410,6 +413,14 @@ def test_kill9_recovery():
             assert list_pods(cl) == []
             pins, veths = leftovers(d, net)
             assert pins == [] and veths == [], (pins, veths)
+            # Pods left running at a clean shutdown stay; the exit is clean.
+            run_pod(cl, pod_config("kc", pid_pod=True))
+            rc = d.stop()
+            assert rc == 0, "cricd exited %s:\n%s" % (rc, d.logtext()[-5000:])
+            cl = d.start().client()
+            (left,) = list_pods(cl)
+            assert left.state == pb.SANDBOX_READY
+            remove(cl, left.id)
     finally:
         net.cleanup()
 
