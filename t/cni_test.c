@@ -163,6 +163,8 @@ static void on_done(void *data, int rc, struct cric_cni_result *res, const cric_
     (void)ns;
 }
 
+static const char *run_pod_cidr;
+
 static struct run_res run_list(const char *conf_text, enum cric_cni_op op, uint64_t timeout)
 {
     struct cric_cni_netconf *c = NULL;
@@ -172,7 +174,8 @@ static struct run_res run_list(const char *conf_text, enum cric_cni_op op, uint6
     const char *dirs[] = { "/nonexistent", tmpdir, NULL };
     struct cric_cni_port ports[] = { { .host_port = 8080, .container_port = 80, .protocol = "tcp" } };
     struct cric_cni_runtime rt = { .container_id = "abc", .netns = "/proc/self/ns/net", .args = "K8S_POD_NAME=p",
-                                   .ports = ports, .n_ports = 1, .plugin_dirs = dirs, .timeout_ms = timeout };
+                                   .ports = ports, .n_ports = 1, .plugin_dirs = dirs, .timeout_ms = timeout,
+                                   .pod_cidr = run_pod_cidr };
     struct run_res rr = { 0 };
     ck_assert_int_eq(cric_cni_run(&loop, c, op, &rt, NULL, on_done, &rr, NULL), 0);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -220,6 +223,26 @@ START_TEST(run_chain)
     /* p1 has no portMappings capability: no runtimeConfig. */
     ck_assert_ptr_null(strstr(text, "runtimeConfig"));
     ck_assert_ptr_nonnull(strstr(text, "\"name\":\"chain\""));
+    free(text);
+}
+END_TEST
+
+START_TEST(run_ip_ranges)
+{
+    char script[1024];
+    snprintf(script, sizeof(script), "#!/bin/sh\ncat > %s/r.in\necho '{\"cniVersion\":\"0.4.0\",\"ips\":[]}'\n", tmpdir);
+    put("r", script, 0755);
+    run_pod_cidr = "10.244.3.0/24";
+    struct run_res rr = run_list("{\"cniVersion\":\"0.4.0\",\"name\":\"n\",\"plugins\":[{\"type\":\"r\","
+                                 "\"capabilities\":{\"ipRanges\":true}}]}", CRIC_CNI_ADD, 5000);
+    run_pod_cidr = NULL;
+    ck_assert_msg(rr.rc == 0, "%s", rr.msg);
+    cric_cni_result_free(rr.res);
+    char p[512], *text = NULL;
+    snprintf(p, sizeof(p), "%s/r.in", tmpdir);
+    ck_assert_int_eq(cric_read_file(p, 65536, &text, NULL, NULL), 0);
+    ck_assert_msg(strstr(text, "\"runtimeConfig\":{\"ipRanges\":[[{\"subnet\":\"10.244.3.0/24\"}]]}"), "%s", text);
+    ck_assert_ptr_null(strstr(text, "portMappings"));
     free(text);
 }
 END_TEST
@@ -295,6 +318,7 @@ int main(void)
     tcase_add_test(tc, load_dir_order_and_skip);
     tcase_add_test(tc, result_parse);
     tcase_add_test(tc, run_chain);
+    tcase_add_test(tc, run_ip_ranges);
     tcase_add_test(tc, run_failures);
     tcase_add_test(tc, ready);
     suite_add_tcase(s, tc);

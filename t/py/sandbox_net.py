@@ -338,6 +338,47 @@ def test_failing_plugins_leave_nothing():
         net.cleanup()
 
 
+def test_crash_during_add_rolls_back():
+    """cricd killed while a plugin runs ADD: the restart removes the half-made pod."""
+    net = Net("r", portmap=False)
+    fake = os.path.join(net.dir, "plugins")
+    os.mkdir(fake)
+    pidfile = os.path.join(net.dir, "slow.pid")
+    write_plugin(fake, "slow", 'cat >/dev/null; [ "$CNI_COMMAND" = DEL ] && exit 0; echo $$ > %s; sleep 60\n'
+                 % pidfile)
+    conf = dict(net.conf)
+    conf["plugins"] = net.conf["plugins"][:1] + [{"type": "slow"}]
+    with open(os.path.join(net.conf_dir, "10-test.conflist"), "w") as f:
+        json.dump(conf, f)
+    try:
+        with harness.Daemon(config=net.config([PLUGIN_DIR, fake])) as d:
+            cl = d.client()
+            try:
+                run_pod(cl, pod_config("crash"), timeout=3)
+                raise AssertionError("RunPodSandbox returned while its plugin sleeps")
+            except cl.grpc.RpcError as e:
+                assert e.code().name == "DEADLINE_EXCEEDED", e
+            assert os.path.exists(pidfile) and len(os.listdir(os.path.join(d.state, "ns"))) == 1
+            d.stop(sig=signal.SIGKILL)
+            with open(pidfile) as f:
+                os.kill(int(f.read()), signal.SIGKILL)  # our own plugin, by pid
+            os.unlink(d.sock)
+            cl = d.start().client()
+            for _ in range(100):
+                if not os.listdir(os.path.join(d.state, "ns")):
+                    break
+                time.sleep(0.05)
+            assert list_pods(cl) == []
+            pins, veths = leftovers(d, net)
+            assert pins == [] and veths == [], (pins, veths)
+            assert os.listdir(os.path.join(d.root, "sandboxes")) == []
+            ipam = os.path.join(net.dir, "ipam", net.conf["name"])
+            allocs = [f for f in os.listdir(ipam) if f[0].isdigit()] if os.path.isdir(ipam) else []
+            assert allocs == [], "IP allocations left: %s" % allocs
+    finally:
+        net.cleanup()
+
+
 def test_missing_config():
     pb = harness.pb2()
     empty = tempfile.mkdtemp(prefix="cric-cni-empty-")
@@ -498,4 +539,5 @@ def cgroup_mounts():
 if __name__ == "__main__":
     need_env()
     harness.run_tests([test_basic_network_dns_and_idempotence, test_host_port, test_failing_plugins_leave_nothing,
+                       test_crash_during_add_rolls_back,
                        test_missing_config, test_concurrent_20, test_kill9_recovery, test_cricctl_sysctls_cgroups])
