@@ -1,6 +1,7 @@
 /* RuntimeService: Version, Status, RuntimeConfig, UpdateRuntimeConfig. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -137,6 +138,37 @@ static void on_runtime_config(cric_call *call, const ProtobufCMessage *req, void
     cric_call_reply(call, &resp.base);
 }
 
+/* kubelet sends one CIDR, or two joined by a comma on dual-stack nodes. */
+static bool valid_pod_cidr(const char *s)
+{
+    char buf[256];
+    if (strlen(s) >= sizeof(buf))
+        return false;
+    strcpy(buf, s);
+    char *save = NULL;
+    int parts = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *slash = strchr(tok, '/');
+        if (!slash || !slash[1])
+            return false;
+        *slash = 0;
+        unsigned char addr[16];
+        int max;
+        if (inet_pton(AF_INET, tok, addr) == 1)
+            max = 32;
+        else if (inet_pton(AF_INET6, tok, addr) == 1)
+            max = 128;
+        else
+            return false;
+        char *end;
+        long bits = strtol(slash + 1, &end, 10);
+        if (*end || bits < 0 || bits > max)
+            return false;
+        parts++;
+    }
+    return parts >= 1 && parts <= 2;
+}
+
 static void on_update_runtime_config(cric_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     cricd *d = ctx;
@@ -145,6 +177,10 @@ static void on_update_runtime_config(cric_call *call, const ProtobufCMessage *ms
      * changes nothing, as in other runtimes. */
     if (req->runtime_config && req->runtime_config->network_config) {
         const char *cidr = req->runtime_config->network_config->pod_cidr;
+        if (cidr && cidr[0] && !valid_pod_cidr(cidr)) {
+            cric_call_fail(call, GRPC_INVALID_ARGUMENT, "pod_cidr '%s' is not a CIDR (or two, comma-separated)", cidr);
+            return;
+        }
         if (cidr && cidr[0] && strcmp(cidr, d->runtime->pod_cidr) != 0) {
             char *copy = strdup(cidr);
             if (!copy) {
@@ -186,8 +222,10 @@ int cri_runtime_init(cricd *d, cric_error **err)
     };
     for (size_t i = 0; i < ARRAY_SIZE(methods); i++) {
         int r = cric_server_register(d->server, methods[i].path, methods[i].in, false, methods[i].fn, d);
-        if (r < 0)
+        if (r < 0) {
+            cri_runtime_fini(d);
             return cric_error_sys(err, r, "register %s", methods[i].path);
+        }
     }
     return 0;
 }

@@ -181,11 +181,17 @@ int cric_json_parse(const char *text, size_t len, bool allow_comments, cric_json
         return cric_error_new(err, -ENOMEM, "out of memory");
     yajl_config(c.h, yajl_allow_comments, allow_comments ? 1 : 0);
     yajl_status st = yajl_parse(c.h, (const unsigned char *)text, len);
-    if (st == yajl_status_ok)
+    bool at_end = false;
+    if (st == yajl_status_ok) {
         st = yajl_complete_parse(c.h);
+        at_end = true;
+    }
     int r = 0;
     if (st != yajl_status_ok) {
         unsigned line = current_line(&c);
+        if (at_end) /* a premature end is at the end of the text */
+            for (; c.line_off < len; c.line_off++)
+                line += text[c.line_off] == '\n';
         if (c.oom) {
             r = cric_error_new(err, -ENOMEM, "line %u: out of memory", line);
         } else if (c.too_deep) {
@@ -281,4 +287,32 @@ int cric_json_gen(void *gen, const cric_json *j)
         break;
     }
     return st ? -EINVAL : 0;
+}
+
+void cric_json_tidy(char *s)
+{
+    char *o = s;
+    bool in_str = false;
+    for (const char *p = s; *p; p++) {
+        *o++ = *p;
+        if (in_str) {
+            if (*p == '\\' && p[1])
+                *o++ = *++p;
+            else if (*p == '"')
+                in_str = false;
+            continue;
+        }
+        if (*p == '"') {
+            in_str = true;
+        } else if (*p == '[' || *p == '{') {
+            const char *q = p + 1;
+            while (*q == ' ' || *q == '\n' || *q == '\t' || *q == '\r')
+                q++;
+            if (*q == (*p == '[' ? ']' : '}')) {
+                *o++ = *q;
+                p = q;
+            }
+        }
+    }
+    *o = 0;
 }

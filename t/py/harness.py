@@ -53,10 +53,23 @@ def unmount_under(path):
         subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
 
 
+def connectable(path):
+    """Whether something accepts connections on the unix socket path."""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 class Daemon:
     """A cricd with its own root, state dir and socket under a temp dir."""
 
-    def __init__(self, args=(), config=None, env=None):
+    def __init__(self, args=(), config=None, env=None, log_level="debug"):
         self.dir = tempfile.mkdtemp(prefix="cric-t-")
         self.sock = os.path.join(self.dir, "cricd.sock")
         self.root = os.path.join(self.dir, "root")
@@ -65,18 +78,40 @@ class Daemon:
         self.args = list(args)
         self.config = config
         self.env = env
+        self.log_level = log_level   # None: no --log-level flag (the config file decides)
         self.proc = None
         self.channel = None
 
     def cmdline(self):
         cmd = [os.path.join(BUILDDIR, "cricd"), "--listen", self.sock, "--root", self.root,
-               "--state", self.state, "--log-level", "debug"]
+               "--state", self.state]
+        if self.log_level is not None:
+            cmd += ["--log-level", self.log_level]
         if self.config is not None:
-            path = os.path.join(self.dir, "cricd.conf")
-            with open(path, "w") as f:
-                f.write(self.config)
-            cmd += ["--config", path]
+            self.write_config(self.config)
+            cmd += ["--config", self.config_path]
+        else:
+            cmd += ["--config", ""]   # never pick up an installed /etc/cricd/cricd.conf
         return cmd + self.args
+
+    @property
+    def config_path(self):
+        return os.path.join(self.dir, "cricd.conf")
+
+    def write_config(self, text):
+        with open(self.config_path, "w") as f:
+            f.write(text)
+
+    def wait_log(self, text, timeout=30):
+        """Waits until text appears in the daemon's log; returns the log."""
+        deadline = time.time() + timeout
+        while True:
+            log = self.logtext()
+            if text in log:
+                return log
+            if time.time() > deadline:
+                raise AssertionError("%r not in cricd log:\n%s" % (text, log[-5000:]))
+            time.sleep(0.02)
 
     def start(self, wait=True):
         env = dict(os.environ)
@@ -86,14 +121,19 @@ class Daemon:
         self.proc = subprocess.Popen(self.cmdline(), stdout=logf, stderr=logf, env=env)
         logf.close()
         if wait:
-            deadline = time.time() + 20
-            while not os.path.exists(self.sock):
+            # The socket file appears at bind(), before listen(): wait until a
+            # connect succeeds.
+            deadline = time.time() + 30
+            while not self._connectable():
                 if self.proc.poll() is not None:
                     raise RuntimeError("cricd exited %d:\n%s" % (self.proc.returncode, self.logtext()))
                 if time.time() > deadline:
                     raise RuntimeError("cricd did not listen:\n" + self.logtext())
                 time.sleep(0.02)
         return self
+
+    def _connectable(self):
+        return connectable(self.sock)
 
     def logtext(self):
         try:
@@ -134,7 +174,15 @@ class Daemon:
     def __exit__(self, *exc):
         if exc[0] is not None:
             sys.stderr.write("--- cricd log ---\n" + self.logtext()[-20000:] + "\n")
+            self.cleanup()
+            return False
+        # A test that passed still fails if cricd does not stop cleanly: exit
+        # code 0 also means no sanitizer report (leaks, open handles).
+        rc = self.stop()
+        log = self.logtext()
         self.cleanup()
+        if rc not in (0, None):
+            raise AssertionError("cricd exited %d on SIGTERM:\n%s" % (rc, log[-20000:]))
         return False
 
 
