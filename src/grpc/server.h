@@ -48,11 +48,12 @@ typedef struct cric_call cric_call;
 /** A handler: req is owned by the call and freed after the answer. */
 typedef void (*cric_method_fn)(cric_call *call, const ProtobufCMessage *req, void *ctx);
 
+/* Zero sizes/counts take the defaults: 16 MiB, 16 MiB, 1000 streams. */
 struct cric_server_opts {
-    const char *socket_path;   /* e.g. /run/cricd/cricd.sock */
+    const char *socket_path;   /* e.g. /run/cricd/cricd.sock (copied) */
     size_t max_recv_msg_size;  /* bytes; larger requests -> RESOURCE_EXHAUSTED */
     size_t max_send_msg_size;  /* bytes; larger responses -> RESOURCE_EXHAUSTED */
-    unsigned max_concurrent_streams;
+    unsigned max_concurrent_streams; /* per connection (HTTP/2 SETTINGS) */
 };
 
 int cric_server_new(uv_loop_t *loop, const struct cric_server_opts *opts, cric_server **out, cric_error **err);
@@ -71,14 +72,35 @@ void cric_server_free(cric_server *s);
 const char *cric_call_method(const cric_call *call);
 /** Milliseconds left before the client's grpc-timeout, or UINT64_MAX. */
 uint64_t cric_call_time_left_ms(const cric_call *call);
+/** True once the client went away (RST_STREAM, closed connection) or the
+ * deadline passed; the answer will be dropped. */
 bool cric_call_cancelled(const cric_call *call);
+/** Registers a callback run (once, on the loop) when the call becomes
+ * cancelled, so a long-running or streaming handler can stop early; it must
+ * still answer (the answer is dropped).  Not run if already cancelled. */
+void cric_call_on_cancel(cric_call *call, void (*cb)(cric_call *call, void *data), void *data);
 
 void cric_call_reply(cric_call *call, const ProtobufCMessage *resp);
 void cric_call_fail(cric_call *call, enum cric_grpc_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/** Maps a cric_error code (-errno) to a gRPC status and fails with its message. */
+/** Maps a cric_error code (-errno) to a gRPC status and fails with its message:
+ * ENOENT/ESRCH -> NOT_FOUND, EEXIST -> ALREADY_EXISTS, EINVAL/ENAMETOOLONG/EBADMSG
+ * -> INVALID_ARGUMENT, ETIMEDOUT -> DEADLINE_EXCEEDED, EPERM/EACCES ->
+ * PERMISSION_DENIED, ENOSPC/E2BIG/EFBIG/EMSGSIZE/ENOMEM/EMFILE/ENFILE/EDQUOT ->
+ * RESOURCE_EXHAUSTED, EBUSY/ENOTEMPTY -> FAILED_PRECONDITION (the object is
+ * in a state that forbids it, retrying as-is will not help), EAGAIN/
+ * ECONNREFUSED/ECONNRESET/ENOTCONN/EHOSTUNREACH/ENETUNREACH/EPIPE ->
+ * UNAVAILABLE (transient, retry), ENOTSUP/EOPNOTSUPP/ENOSYS -> UNIMPLEMENTED,
+ * ECANCELED/EINTR -> CANCELLED, ERANGE/EOVERFLOW -> OUT_OF_RANGE,
+ * EALREADY/EDEADLK -> ABORTED, EIO/EPROTO -> INTERNAL, anything else ->
+ * UNKNOWN.  A NULL err fails with INTERNAL. */
 void cric_call_fail_error(cric_call *call, const cric_error *err);
+/** Queues one message of a server-streaming answer.  Returns 0 (also when
+ * the client is gone: the message is dropped), -EMSGSIZE past
+ * max_send_msg_size, -ENOBUFS when the client reads too slowly and 64 MiB
+ * are already queued. */
 int cric_call_send(cric_call *call, const ProtobufCMessage *msg);
+/** Ends a server-streaming call: trailers with status and msg (may be NULL). */
 void cric_call_finish(cric_call *call, enum cric_grpc_status status, const char *msg);
 
 #endif
