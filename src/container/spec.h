@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "api.pb-c.h"
+#include "image/store.h" /* struct cric_image_config */
 #include "util/err.h"
 
 /** What the spec needs to know about the pod.  Paths NULL = not applicable
@@ -32,18 +33,6 @@ struct cric_spec_sandbox {
     bool privileged;            /* pod allows privileged containers */
     char **sysctls;             /* NULL-terminated "key=value", applied in the pod's namespaces */
 };
-
-/** The parts of an image's config the spec uses.  NULL-terminated arrays. */
-struct cric_image_config {
-    char **env;          /* "K=V" */
-    char **entrypoint;
-    char **cmd;
-    char *working_dir;
-    char *user;          /* "user[:group]", names or numbers */
-    char *stop_signal;   /* "SIGTERM", "TERM" or "15" */
-};
-
-void cric_image_config_free(struct cric_image_config *ic);
 
 struct cric_spec_opts {
     const char *container_id;

@@ -31,17 +31,6 @@ void cric__strv_free(char **v)
     free(v);
 }
 
-void cric_image_config_free(struct cric_image_config *ic)
-{
-    cric__strv_free(ic->env);
-    cric__strv_free(ic->entrypoint);
-    cric__strv_free(ic->cmd);
-    free(ic->working_dir);
-    free(ic->user);
-    free(ic->stop_signal);
-    memset(ic, 0, sizeof(*ic));
-}
-
 void cric_spec_info_free(struct cric_spec_info *info)
 {
     free(info->groups);
