@@ -27,4 +27,20 @@ typedef struct cricd {
     struct cric_shim_manager *shims;
 } cricd;
 
+/** A flag that overrides a config key ("log_level" = "debug"); flags are kept
+ * so that a SIGHUP reload applies them over the re-read file again. */
+struct cricd_override {
+    const char *key;
+    const char *value;
+};
+
+/** The effective configuration: built-in defaults, then the file at path (if
+ * path is non-NULL), then the overrides.  *out is filled only on success. */
+int cricd_config_build(const char *path, const struct cricd_override *ov, size_t n_ov,
+                       struct cric_config *out, cric_error **err);
+
+/** Runs the daemon on cfg until SIGTERM/SIGINT; returns the process exit code.
+ * Takes ownership of nothing; cfg is updated in place on SIGHUP. */
+int cricd_run(struct cric_config *cfg, const char *config_path, const struct cricd_override *ov, size_t n_ov);
+
 #endif

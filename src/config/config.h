@@ -66,10 +66,22 @@ int cric_config_defaults(struct cric_config *cfg, cric_error **err);
 /** Applies a config file over cfg: unknown key or wrong type is an error
  * naming the key and line. */
 int cric_config_load_file(struct cric_config *cfg, const char *path, cric_error **err);
-/** Sets one key from a flag ("log_level", "debug"). */
+/** Applies JSON text (name is used in messages) like cric_config_load_file. */
+int cric_config_load_string(struct cric_config *cfg, const char *name, const char *text, cric_error **err);
+/** Checks the rules that span keys (runtime.default names a handler, sizes in
+ * range); load_file does it itself, call it after cric_config_set. */
+int cric_config_check(const struct cric_config *cfg, cric_error **err);
+/** Deep copy; dst is overwritten (not freed first). */
+int cric_config_copy(struct cric_config *dst, const struct cric_config *src, cric_error **err);
+/** Sets one key from a flag: key is the dotted name ("log_level", "debug";
+ * "grpc.max_recv_msg_size", "1024"); lists are comma-separated.  A file loaded
+ * with cric_config_load_file() keeps the old values on error; so does this. */
 int cric_config_set(struct cric_config *cfg, const char *key, const char *value, cric_error **err);
 /** Renders the effective configuration as JSON (caller frees). */
 int cric_config_to_json(const struct cric_config *cfg, char **out, cric_error **err);
+/** Sets *out to the comma-separated dotted names of the keys whose values
+ * differ between a and b (caller frees), or NULL when none does. */
+int cric_config_diff(const struct cric_config *a, const struct cric_config *b, char **out, cric_error **err);
 /** Looks up a runtime handler by CRI name ("" = default); NULL if unknown. */
 const struct cric_runtime_handler *cric_config_handler(const struct cric_config *cfg, const char *name);
 void cric_config_free(struct cric_config *cfg);

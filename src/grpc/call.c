@@ -120,9 +120,8 @@ static void respond(cric_call *call, int status, const char *msg)
         call->headers_sent = true;
         nghttp2_submit_response(c->h2, call->stream_id, nv, n, NULL);
         free(enc);
-        /* The client may still be sending (a huge request): stop it. */
-        if (!nghttp2_session_get_stream_remote_close(c->h2, call->stream_id))
-            nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, call->stream_id, NGHTTP2_NO_ERROR);
+        /* No RST_STREAM when the client is still sending: grpc-core would
+         * report it over our status.  What it still sends is discarded. */
     } else {
         call->status = status;
         free(call->status_msg);

@@ -56,7 +56,7 @@ def unmount_under(path):
 class Daemon:
     """A cricd with its own root, state dir and socket under a temp dir."""
 
-    def __init__(self, args=(), config=None, env=None):
+    def __init__(self, args=(), config=None, env=None, log_level="debug"):
         self.dir = tempfile.mkdtemp(prefix="cric-t-")
         self.sock = os.path.join(self.dir, "cricd.sock")
         self.root = os.path.join(self.dir, "root")
@@ -65,18 +65,40 @@ class Daemon:
         self.args = list(args)
         self.config = config
         self.env = env
+        self.log_level = log_level   # None: no --log-level flag (the config file decides)
         self.proc = None
         self.channel = None
 
     def cmdline(self):
         cmd = [os.path.join(BUILDDIR, "cricd"), "--listen", self.sock, "--root", self.root,
-               "--state", self.state, "--log-level", "debug"]
+               "--state", self.state]
+        if self.log_level is not None:
+            cmd += ["--log-level", self.log_level]
         if self.config is not None:
-            path = os.path.join(self.dir, "cricd.conf")
-            with open(path, "w") as f:
-                f.write(self.config)
-            cmd += ["--config", path]
+            self.write_config(self.config)
+            cmd += ["--config", self.config_path]
+        else:
+            cmd += ["--config", ""]   # never pick up an installed /etc/cricd/cricd.conf
         return cmd + self.args
+
+    @property
+    def config_path(self):
+        return os.path.join(self.dir, "cricd.conf")
+
+    def write_config(self, text):
+        with open(self.config_path, "w") as f:
+            f.write(text)
+
+    def wait_log(self, text, timeout=10):
+        """Waits until text appears in the daemon's log; returns the log."""
+        deadline = time.time() + timeout
+        while True:
+            log = self.logtext()
+            if text in log:
+                return log
+            if time.time() > deadline:
+                raise AssertionError("%r not in cricd log:\n%s" % (text, log[-5000:]))
+            time.sleep(0.02)
 
     def start(self, wait=True):
         env = dict(os.environ)

@@ -1,0 +1,20 @@
+/* CRI services: each module registers its RPCs on the daemon's gRPC server
+ * in its init function and releases its state in fini.  daemon.c calls every
+ * init in the order of its module list and every fini in reverse, after the
+ * server has answered all in-flight calls.  Methods nobody registers are
+ * answered UNIMPLEMENTED by the server. */
+#ifndef CRIC_CRI_H
+#define CRIC_CRI_H
+
+#include "daemon.h"
+#include "util/err.h"
+
+/** Version, Status, RuntimeConfig, UpdateRuntimeConfig. */
+int cri_runtime_init(cricd *d, cric_error **err);
+void cri_runtime_fini(cricd *d);
+
+/** The pod CIDR kubelet last sent with UpdateRuntimeConfig ("" if none yet).
+ * Owned by the runtime module; valid until the next UpdateRuntimeConfig. */
+const char *cri_runtime_pod_cidr(const cricd *d);
+
+#endif
