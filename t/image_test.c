@@ -189,7 +189,7 @@ START_TEST(image_config)
 END_TEST
 
 Suite *image_suite(void);
-void image_add_store_tests(Suite *s);
+void image_add_unpack_tests(Suite *s);
 
 Suite *image_suite(void)
 {
@@ -204,6 +204,7 @@ Suite *image_suite(void)
     tcase_add_test(tc, manifest_invalid);
     tcase_add_test(tc, image_config);
     suite_add_tcase(s, tc);
+    image_add_unpack_tests(s);
     return s;
 }
 
