@@ -21,6 +21,7 @@ static const struct cricd_module {
     void (*fini)(cricd *d);
 } modules[] = {
     { "runtime", cri_runtime_init, cri_runtime_fini },
+    { "sandbox", cri_sandbox_init, cri_sandbox_fini },
 };
 
 /* How long in-flight calls get to finish on SIGTERM before connections are cut. */

@@ -133,7 +133,7 @@ typedef void (*cric_cni_done_fn)(void *data, int rc, struct cric_cni_result *res
                                  uint64_t plugin_ns);
 
 typedef struct cric_cni_op_state cric_cni_op_state;
-/** Runs op over the list: ADD in order with prevResult chaining; DEL in
+/** Runs op over the list (done may run before this returns): ADD in order with prevResult chaining; DEL in
  * reverse with prev_result (the cached ADD result, may be NULL) for every
  * plugin, continuing past errors (first error reported); CHECK in order.
  * Returns < 0 at once if the op could not start (done not called). */

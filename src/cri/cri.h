@@ -17,4 +17,9 @@ void cri_runtime_fini(cricd *d);
  * Owned by the runtime module; valid until the next UpdateRuntimeConfig. */
 const char *cri_runtime_pod_cidr(const cricd *d);
 
+/** RunPodSandbox, StopPodSandbox, RemovePodSandbox, PodSandboxStatus,
+ * ListPodSandbox (src/sandbox/cri_sandbox.c). */
+int cri_sandbox_init(cricd *d, cric_error **err);
+void cri_sandbox_fini(cricd *d);
+
 #endif

@@ -1,0 +1,964 @@
+/* The sandbox service: lifecycle state machines on the loop thread.
+ * Operations on one sandbox run one after another (a per-sandbox queue). */
+#define _GNU_SOURCE
+#include "config.h"
+#include "sandbox/priv.h"
+#include "cni/cni.h"
+#include "cni/yj.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum op_kind { OP_RUN, OP_STOP, OP_REMOVE };
+
+struct sb_op {
+    enum op_kind kind;
+    struct cric_sandbox_service *svc;
+    char id[65];
+    int step;
+    cric_error *err;             /* first failure */
+    cric_sandbox_done_fn done;
+    void *data;
+    struct sb_op *next;
+};
+
+static void op_start(struct sb_op *op);
+static void op_step(struct sb_op *op);
+
+static char *xstrdup(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+static struct cric_sandbox *find_exact(struct cric_sandbox_service *svc, const char *id)
+{
+    for (size_t i = 0; i < svc->n; i++)
+        if (strcmp(svc->sbs[i]->id, id) == 0)
+            return svc->sbs[i];
+    return NULL;
+}
+
+static int find_prefix(struct cric_sandbox_service *svc, const char *id, bool include_creating,
+                       struct cric_sandbox **out, cric_error **err)
+{
+    if (!id || !*id)
+        return cric_error_new(err, -EINVAL, "pod sandbox id is empty");
+    struct cric_sandbox *found = NULL;
+    size_t len = strlen(id);
+    for (size_t i = 0; i < svc->n; i++) {
+        struct cric_sandbox *sb = svc->sbs[i];
+        if ((!include_creating && sb->state == CRIC_SANDBOX_CREATING) || strncmp(sb->id, id, len) != 0)
+            continue;
+        if (len == 64) {
+            found = sb;
+            break;
+        }
+        if (found)
+            return cric_error_new(err, -EINVAL, "pod sandbox id prefix '%s' is ambiguous", id);
+        found = sb;
+    }
+    if (!found)
+        return cric_error_new(err, -ENOENT, "pod sandbox '%s' not found", id);
+    *out = found;
+    return 0;
+}
+
+int cric_sandbox_lookup(struct cric_sandbox_service *svc, const char *id, const struct cric_sandbox **out,
+                        cric_error **err)
+{
+    struct cric_sandbox *sb = NULL;
+    int r = find_prefix(svc, id, false, &sb, err);
+    if (r == 0)
+        *out = sb;
+    return r;
+}
+
+void cric_sandbox_foreach(struct cric_sandbox_service *svc, void (*fn)(const struct cric_sandbox *sb, void *data),
+                          void *data)
+{
+    for (size_t i = 0; i < svc->n; i++)
+        if (svc->sbs[i]->state != CRIC_SANDBOX_CREATING)
+            fn(svc->sbs[i], data);
+}
+
+static int list_add(struct cric_sandbox_service *svc, struct cric_sandbox *sb)
+{
+    if (svc->n == svc->cap) {
+        size_t nc = svc->cap ? svc->cap * 2 : 16;
+        struct cric_sandbox **n = realloc(svc->sbs, nc * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        svc->sbs = n;
+        svc->cap = nc;
+    }
+    svc->sbs[svc->n++] = sb;
+    return 0;
+}
+
+static void list_del(struct cric_sandbox_service *svc, struct cric_sandbox *sb)
+{
+    for (size_t i = 0; i < svc->n; i++) {
+        if (svc->sbs[i] == sb) {
+            memmove(&svc->sbs[i], &svc->sbs[i + 1], (svc->n - i - 1) * sizeof(*svc->sbs));
+            svc->n--;
+            return;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- service */
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void service_free(struct cric_sandbox_service *svc)
+{
+    for (size_t i = 0; i < svc->n; i++)
+        sb__free(svc->sbs[i]);
+    free(svc->sbs);
+    free(svc->root);
+    free(svc->state);
+    free(svc->sb_dir);
+    free(svc->ns_root);
+    strv_free(svc->plugin_dirs);
+    free(svc->config_dir);
+    free(svc->cache_dir);
+    free(svc->cgroup_parent);
+    free(svc->cgroup_driver);
+    free(svc->pinns);
+    free(svc->pod_cidr);
+    free(svc);
+}
+
+static void maybe_closed(struct cric_sandbox_service *svc)
+{
+    if (!svc->closing || svc->inflight)
+        return;
+    void (*cb)(void *) = svc->close_cb;
+    void *data = svc->close_data;
+    service_free(svc);
+    if (cb)
+        cb(data);
+}
+
+void cric_sandbox_service_close(struct cric_sandbox_service *svc, void (*cb)(void *), void *data)
+{
+    svc->closing = true;
+    svc->close_cb = cb;
+    svc->close_data = data;
+    maybe_closed(svc);
+}
+
+void cric_sandbox_set_container_hooks(struct cric_sandbox_service *svc,
+                                      const struct cric_sandbox_container_hooks *hooks)
+{
+    if (hooks) {
+        svc->hooks = *hooks;
+        svc->have_hooks = true;
+    } else {
+        svc->have_hooks = false;
+    }
+}
+
+int cric_sandbox_set_pod_cidr(struct cric_sandbox_service *svc, const char *cidr, cric_error **err)
+{
+    char *c = NULL;
+    if (cidr && *cidr && !(c = strdup(cidr)))
+        return cric_error_sys(err, -ENOMEM, "pod CIDR");
+    free(svc->pod_cidr);
+    svc->pod_cidr = c;
+    return 0;
+}
+
+bool cric_sandbox_network_ready(struct cric_sandbox_service *svc, char **reason)
+{
+    return cric_cni_ready(svc->config_dir, (const char *const *)svc->plugin_dirs, reason);
+}
+
+/* A pod found on disk is checked against the host: pins still mounted,
+ * pause process still the same one.  What is gone makes it NOTREADY; a
+ * pod that was still being created is rolled back by a remove. */
+static void recover_one(struct cric_sandbox_service *svc, struct cric_sandbox *sb)
+{
+    bool ok = true;
+    if (sb->netns_path && !sb__pin_ok(sb->netns_path))
+        ok = false;
+    if (sb->ipcns_path && !sb__pin_ok(sb->ipcns_path))
+        ok = false;
+    if (sb->pause_pid > 0 && sb__proc_start(sb->pause_pid) != sb->priv->pause_start) {
+        sb->pause_pid = 0;
+        free(sb->pidns_path);
+        sb->pidns_path = NULL;
+        ok = false;
+    }
+    if (sb->state == CRIC_SANDBOX_READY && !ok) {
+        sb->state = CRIC_SANDBOX_NOTREADY;
+        sb__record_save(svc, sb, NULL);
+    }
+}
+
+int cric_sandbox_service_new(uv_loop_t *loop, const struct cric_sandbox_opts *opts,
+                             struct cric_sandbox_service **out, cric_error **err)
+{
+    struct cric_sandbox_service *svc = calloc(1, sizeof(*svc));
+    if (!svc)
+        return cric_error_sys(err, -ENOMEM, "sandbox service");
+    svc->loop = loop;
+    svc->timeout_ms = opts->cni_timeout_ms ? opts->cni_timeout_ms : 60000;
+    svc->shm_size = opts->shm_size ? opts->shm_size : 64ull * 1024 * 1024;
+    size_t nd = 0;
+    while (opts->cni_plugin_dirs && opts->cni_plugin_dirs[nd])
+        nd++;
+    svc->plugin_dirs = calloc(nd + 1, sizeof(char *));
+    bool oom = !svc->plugin_dirs;
+    for (size_t i = 0; !oom && i < nd; i++)
+        oom |= !(svc->plugin_dirs[i] = strdup(opts->cni_plugin_dirs[i]));
+    oom |= !(svc->root = xstrdup(opts->root)) || !(svc->state = xstrdup(opts->state)) ||
+           !(svc->config_dir = xstrdup(opts->cni_config_dir)) ||
+           !(svc->cgroup_parent = xstrdup(opts->cgroup_parent ? opts->cgroup_parent : "/kubepods")) ||
+           !(svc->cgroup_driver = xstrdup(opts->cgroup_driver ? opts->cgroup_driver : "cgroupfs"));
+    oom |= asprintf(&svc->sb_dir, "%s/sandboxes", svc->root ? svc->root : "") < 0;
+    oom |= asprintf(&svc->ns_root, "%s/ns", svc->state ? svc->state : "") < 0;
+    if (opts->cni_cache_dir)
+        oom |= !(svc->cache_dir = strdup(opts->cni_cache_dir));
+    svc->pinns = opts->helper_pinns ? strdup(opts->helper_pinns) : cric_helper_path("cric-pinns");
+    oom |= !svc->pinns;
+    if (oom) {
+        service_free(svc);
+        return cric_error_sys(err, -ENOMEM, "sandbox service");
+    }
+    int r = cric_mkdir_p(svc->sb_dir, 0700, err);
+    if (r == 0)
+        r = cric_mkdir_p(svc->ns_root, 0700, err);
+    if (r < 0) {
+        service_free(svc);
+        return r;
+    }
+    _cleanup_closedir_ DIR *d = opendir(svc->sb_dir);
+    if (!d) {
+        r = cric_error_sys(err, -errno, "open '%s'", svc->sb_dir);
+        service_free(svc);
+        return r;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strlen(de->d_name) != 64)
+            continue;
+        struct cric_sandbox *sb = NULL;
+        _cleanup_error_ cric_error *e = NULL;
+        /* A record that cannot be read is left on disk untouched (never
+         * lose data) and skipped; the daemon still comes up. */
+        if (sb__record_load(svc, de->d_name, &sb, &e) < 0)
+            continue;
+        if (list_add(svc, sb) < 0) {
+            sb__free(sb);
+            service_free(svc);
+            return cric_error_sys(err, -ENOMEM, "sandbox service");
+        }
+        recover_one(svc, sb);
+    }
+    /* Roll back pods that were half-created when the daemon died. */
+    for (size_t i = 0; i < svc->n; i++)
+        if (svc->sbs[i]->state == CRIC_SANDBOX_CREATING)
+            cric_sandbox_remove(svc, svc->sbs[i]->id, NULL, NULL);
+    *out = svc;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- queue */
+
+static void op_free(struct sb_op *op)
+{
+    cric_error_free(op->err);
+    free(op);
+}
+
+static void op_enqueue(struct cric_sandbox *sb, struct sb_op *op)
+{
+    op->svc->inflight++;
+    if (sb->priv->ops_tail)
+        sb->priv->ops_tail->next = op;
+    else
+        sb->priv->ops_head = op;
+    sb->priv->ops_tail = op;
+    if (!sb->priv->busy)
+        op_start(op);
+}
+
+/* Finishes the head op of its sandbox (sb may be NULL once removed) and
+ * starts the next one. */
+static void op_finish(struct sb_op *op, struct cric_sandbox *sb)
+{
+    struct cric_sandbox_service *svc = op->svc;
+    struct sb_op *next = NULL;
+    if (sb) {
+        sb->priv->ops_head = op->next;
+        if (!sb->priv->ops_head)
+            sb->priv->ops_tail = NULL;
+        sb->priv->busy = false;
+        next = sb->priv->ops_head;
+    } else {
+        /* The sandbox is gone: every queued op completes now as a no-op
+         * (stop/remove of a missing pod succeed). */
+        next = op->next;
+        while (next) {
+            struct sb_op *n = next->next;
+            if (next->done)
+                next->done(next->data, 0, NULL, next->id);
+            op_free(next);
+            svc->inflight--;
+            next = n;
+        }
+    }
+    if (op->done)
+        op->done(op->data, op->err ? op->err->code : 0, op->err, op->id);
+    op_free(op);
+    svc->inflight--;
+    if (next)
+        op_start(next);
+    else
+        maybe_closed(svc);
+}
+
+static void op_fail(struct sb_op *op, cric_error *e)
+{
+    if (!op->err)
+        op->err = e;
+    else
+        cric_error_free(e);
+}
+
+/* ---------------------------------------------------------------- run */
+
+static bool hex_id(char out[65])
+{
+    uint8_t b[32];
+    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+        return false;
+    for (int i = 0; i < 32; i++)
+        sprintf(out + 2 * i, "%02x", b[i]);
+    out[64] = '\0';
+    return true;
+}
+
+static int ns_mode(const Runtime__V1__PodSandboxConfig *c, int which)
+{
+    const Runtime__V1__NamespaceOption *no = c->linux && c->linux->security_context
+                                                 ? c->linux->security_context->namespace_options
+                                                 : NULL;
+    if (!no)
+        return RUNTIME__V1__NAMESPACE_MODE__POD;
+    int m = which == 0 ? no->network : which == 1 ? no->pid : no->ipc;
+    return m;
+}
+
+static struct cric_sandbox *sb_from_config(struct cric_sandbox_service *svc, const Runtime__V1__PodSandboxConfig *cfg,
+                                           const char *handler, cric_error **err)
+{
+    struct cric_sandbox *sb = sb__alloc();
+    if (!sb || !hex_id(sb->id)) {
+        sb__free(sb);
+        cric_error_sys(err, -ENOMEM, "RunPodSandbox");
+        return NULL;
+    }
+    size_t len = runtime__v1__pod_sandbox_config__get_packed_size(cfg);
+    _cleanup_free_ uint8_t *pb = malloc(len ? len : 1);
+    if (!pb) {
+        sb__free(sb);
+        cric_error_sys(err, -ENOMEM, "RunPodSandbox");
+        return NULL;
+    }
+    runtime__v1__pod_sandbox_config__pack(cfg, pb);
+    if (sb__set_config(sb, pb, len, err) < 0) {
+        sb__free(sb);
+        return NULL;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    sb->created_at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    sb->state = CRIC_SANDBOX_CREATING;
+    const Runtime__V1__PodSandboxMetadata *md = cfg->metadata;
+    sb->name = xstrdup(md->name);
+    sb->uid = xstrdup(md->uid);
+    sb->namespace_ = xstrdup(md->namespace_);
+    sb->attempt = md->attempt;
+    sb->hostname = xstrdup(cfg->hostname && *cfg->hostname ? cfg->hostname : md->name);
+    sb->runtime_handler = xstrdup(handler);
+    sb->log_directory = xstrdup(cfg->log_directory);
+    const char *cgp = cfg->linux && cfg->linux->cgroup_parent && *cfg->linux->cgroup_parent ? cfg->linux->cgroup_parent
+                                                                                             : svc->cgroup_parent;
+    sb->cgroup_parent = xstrdup(cgp);
+    sb->network_mode = ns_mode(cfg, 0);
+    sb->pid_mode = ns_mode(cfg, 1);
+    sb->ipc_mode = ns_mode(cfg, 2);
+    sb->ips = calloc(1, sizeof(char *));
+    bool oom = !sb->name || !sb->uid || !sb->namespace_ || !sb->hostname || !sb->runtime_handler ||
+               !sb->log_directory || !sb->cgroup_parent || !sb->ips;
+    oom |= asprintf(&sb->priv->ns_dir, "%s/%s", svc->ns_root, sb->id) < 0;
+    oom |= asprintf(&sb->dir, "%s/%s", svc->sb_dir, sb->id) < 0;
+    oom |= asprintf(&sb->hostname_path, "%s/hostname", sb->dir) < 0;
+    oom |= asprintf(&sb->hosts_path, "%s/hosts", sb->dir) < 0;
+    oom |= asprintf(&sb->resolv_path, "%s/resolv.conf", sb->dir) < 0;
+    if (sb->network_mode != RUNTIME__V1__NAMESPACE_MODE__NODE) {
+        oom |= asprintf(&sb->netns_path, "%s/net", sb->priv->ns_dir) < 0;
+        oom |= asprintf(&sb->utsns_path, "%s/uts", sb->priv->ns_dir) < 0;
+    }
+    if (sb->ipc_mode != RUNTIME__V1__NAMESPACE_MODE__NODE) {
+        oom |= asprintf(&sb->ipcns_path, "%s/ipc", sb->priv->ns_dir) < 0;
+        oom |= asprintf(&sb->shm_path, "%s/shm", sb->dir) < 0;
+    }
+    if (oom) {
+        sb__free(sb);
+        cric_error_sys(err, -ENOMEM, "RunPodSandbox");
+        return NULL;
+    }
+    return sb;
+}
+
+static bool bad_name(const char *s)
+{
+    return !s || !*s || strchr(s, '/') || strchr(s, '\n') || strlen(s) > 253;
+}
+
+int cric_sandbox_run(struct cric_sandbox_service *svc, const Runtime__V1__PodSandboxConfig *cfg,
+                     const char *runtime_handler, cric_sandbox_done_fn done, void *data, cric_error **err)
+{
+    if (svc->closing)
+        return cric_error_new(err, -ESHUTDOWN, "RunPodSandbox: the daemon is shutting down");
+    if (!cfg || !cfg->metadata)
+        return cric_error_new(err, -EINVAL, "RunPodSandbox: config.metadata is required");
+    const Runtime__V1__PodSandboxMetadata *md = cfg->metadata;
+    if (bad_name(md->name) || bad_name(md->namespace_) || !md->uid || !*md->uid || strchr(md->uid, '\n'))
+        return cric_error_new(err, -EINVAL,
+                              "RunPodSandbox: metadata name, uid and namespace must be non-empty (name and "
+                              "namespace without '/')");
+    if (cfg->hostname && (strchr(cfg->hostname, '\n') || strlen(cfg->hostname) > 64))
+        return cric_error_new(err, -EINVAL, "RunPodSandbox: hostname '%s' is not valid", cfg->hostname);
+    for (size_t i = 0; i < svc->n; i++) {
+        struct cric_sandbox *o = svc->sbs[i];
+        if (strcmp(o->name, md->name) == 0 && strcmp(o->uid, md->uid) == 0 &&
+            strcmp(o->namespace_, md->namespace_) == 0 && o->attempt == md->attempt)
+            return cric_error_new(err, -EEXIST,
+                                  "pod sandbox with name '%s', uid '%s', namespace '%s', attempt %u already "
+                                  "exists: %s",
+                                  md->name, md->uid, md->namespace_, md->attempt, o->id);
+    }
+    for (size_t i = 0; i < cfg->n_port_mappings; i++) {
+        const Runtime__V1__PortMapping *p = cfg->port_mappings[i];
+        if (p->container_port <= 0 || p->container_port > 65535 || p->host_port < 0 || p->host_port > 65535)
+            return cric_error_new(err, -EINVAL, "RunPodSandbox: port mapping %zu: ports out of range", i);
+    }
+    const Runtime__V1__NamespaceOption *no = cfg->linux && cfg->linux->security_context
+                                                 ? cfg->linux->security_context->namespace_options
+                                                 : NULL;
+    if (no && (no->network == RUNTIME__V1__NAMESPACE_MODE__TARGET || no->ipc == RUNTIME__V1__NAMESPACE_MODE__TARGET ||
+               no->pid == RUNTIME__V1__NAMESPACE_MODE__TARGET))
+        return cric_error_new(err, -EINVAL, "RunPodSandbox: namespace mode TARGET is only valid for containers");
+    struct cric_sandbox *sb = sb_from_config(svc, cfg, runtime_handler, err);
+    if (!sb)
+        return err && *err ? (*err)->code : -ENOMEM;
+    int r = sb__check_sysctls(sb, err);
+    if (r < 0) {
+        sb__free(sb);
+        return r;
+    }
+    struct sb_op *op = calloc(1, sizeof(*op));
+    if (!op || list_add(svc, sb) < 0) {
+        free(op);
+        sb__free(sb);
+        return cric_error_sys(err, -ENOMEM, "RunPodSandbox");
+    }
+    op->kind = OP_RUN;
+    op->svc = svc;
+    memcpy(op->id, sb->id, sizeof(op->id));
+    op->done = done;
+    op->data = data;
+    op_enqueue(sb, op);
+    return 0;
+}
+
+static void cni_args(const struct cric_sandbox *sb, char *buf, size_t n)
+{
+    snprintf(buf, n, "IgnoreUnknown=1;K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s;K8S_POD_INFRA_CONTAINER_ID=%s;K8S_POD_UID=%s",
+             sb->namespace_, sb->name, sb->id, sb->uid);
+}
+
+static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const cric_error *err, uint64_t plugin_ns);
+
+/* Starts CNI op for sb with its stored config; returns < 0 if it could not start. */
+static int start_cni(struct sb_op *op, struct cric_sandbox *sb, enum cric_cni_op cop, cric_error **err)
+{
+    struct cric_sandbox_service *svc = op->svc;
+    struct cric_cni_netconf *conf = NULL;
+    int r = cric_cni_netconf_parse(sb->priv->cni_conf_file ? sb->priv->cni_conf_file : "(stored)",
+                                   sb->priv->cni_conf_text ? sb->priv->cni_conf_text : "", &conf, err);
+    if (r < 0)
+        return r;
+    char args[1024];
+    cni_args(sb, args, sizeof(args));
+    const Runtime__V1__PodSandboxConfig *c = sb->config;
+    size_t np = c ? c->n_port_mappings : 0;
+    struct cric_cni_port *ports = calloc(np + 1, sizeof(*ports));
+    if (!ports) {
+        cric_cni_netconf_free(conf);
+        return cric_error_sys(err, -ENOMEM, "CNI");
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < np; i++) {
+        const Runtime__V1__PortMapping *p = c->port_mappings[i];
+        if (p->host_port <= 0)
+            continue; /* no host port: nothing for portmap to do */
+        ports[k++] = (struct cric_cni_port){
+            .host_port = p->host_port, .container_port = p->container_port,
+            .protocol = p->protocol == RUNTIME__V1__PROTOCOL__UDP ? "udp"
+                        : p->protocol == RUNTIME__V1__PROTOCOL__SCTP ? "sctp" : "tcp",
+            .host_ip = p->host_ip,
+        };
+    }
+    struct cric_cni_runtime rt = {
+        .container_id = sb->id, .netns = sb->netns_path, .args = args, .ports = ports, .n_ports = k,
+        .pod_cidr = svc->pod_cidr, .plugin_dirs = (const char *const *)svc->plugin_dirs,
+        .timeout_ms = svc->timeout_ms,
+    };
+    op->svc->inflight++;
+    r = cric_cni_run(svc->loop, conf, cop, &rt, cop == CRIC_CNI_ADD ? NULL : sb->priv->cni_result, on_cni_done, op,
+                     err);
+    if (r < 0)
+        op->svc->inflight--;
+    free(ports);
+    cric_cni_netconf_free(conf);
+    return r;
+}
+
+/* Undo everything a run did (after a failed run, or for remove). */
+static void teardown_local(struct cric_sandbox_service *svc, struct cric_sandbox *sb)
+{
+    if (sb->pause_pid > 0 && sb__proc_start(sb->pause_pid) == sb->priv->pause_start)
+        kill(sb->pause_pid, SIGKILL);
+    sb__unpin(sb);
+    sb__umount_shm(sb);
+    sb__cgroup_cleanup(sb);
+    cric_rm_rf(sb->dir, NULL);
+    (void)svc;
+}
+
+static void on_pinns_done(void *data, int rc, const struct cric_child_result *res, const cric_error *cerr)
+{
+    struct sb_op *op = data;
+    struct cric_sandbox_service *svc = op->svc;
+    svc->inflight--;
+    struct cric_sandbox *sb = find_exact(svc, op->id);
+    cric_error *e = NULL;
+    if (rc < 0)
+        cric_error_new(&e, rc, "create namespaces of pod %s: %s", op->id, cerr ? cerr->msg : "failed");
+    else if (res->timed_out)
+        cric_error_new(&e, -ETIMEDOUT, "create namespaces of pod %s: cric-pinns timed out", op->id);
+    else if (res->exit_status != 0 || res->term_signal) {
+        size_t n = res->err_len;
+        while (n > 0 && (res->err[n - 1] == '\n' || res->err[n - 1] == ' '))
+            n--;
+        cric_error_new(&e, -EIO, "create namespaces of pod %s: %.*s", op->id, (int)(n > 500 ? 500 : n),
+                       n ? res->err : "cric-pinns failed");
+    } else if (sb && sb->pid_mode == RUNTIME__V1__NAMESPACE_MODE__POD) {
+        _cleanup_free_ char *pidf = NULL, *text = NULL;
+        if (asprintf(&pidf, "%s/pid", sb->priv->ns_dir) < 0 || cric_read_file(pidf, 64, &text, NULL, &e) < 0 ||
+            (sb->pause_pid = atoi(text)) <= 0) {
+            if (!e)
+                cric_error_new(&e, -EIO, "pod %s: cric-pinns wrote no pause pid", op->id);
+        } else {
+            sb->priv->pause_start = sb__proc_start(sb->pause_pid);
+            if (asprintf(&sb->pidns_path, "/proc/%d/ns/pid", sb->pause_pid) < 0)
+                cric_error_new(&e, -ENOMEM, "pod %s", op->id);
+        }
+    }
+    if (e)
+        op_fail(op, e);
+    op_step(op);
+}
+
+static int start_pinns(struct sb_op *op, struct cric_sandbox *sb, cric_error **err)
+{
+    struct cric_sandbox_service *svc = op->svc;
+    int r = cric_mkdir_p(sb->priv->ns_dir, 0700, err);
+    if (r < 0)
+        return r;
+    const Runtime__V1__LinuxPodSandboxConfig *lx = sb->config->linux;
+    size_t ns = lx ? lx->n_sysctls : 0;
+    char **argv = calloc(10 + 2 * ns, sizeof(char *));
+    char **owned = calloc(ns + 1, sizeof(char *));
+    if (!argv || !owned) {
+        free(argv);
+        free(owned);
+        return cric_error_sys(err, -ENOMEM, "pod namespaces");
+    }
+    size_t a = 0;
+    argv[a++] = "cric-pinns";
+    argv[a++] = "-d";
+    argv[a++] = sb->priv->ns_dir;
+    if (sb->netns_path) {
+        argv[a++] = "-n";
+        argv[a++] = "-u";
+        argv[a++] = "-H";
+        argv[a++] = sb->hostname;
+    }
+    if (sb->ipcns_path)
+        argv[a++] = "-i";
+    if (sb->pid_mode == RUNTIME__V1__NAMESPACE_MODE__POD)
+        argv[a++] = "-p";
+    for (size_t i = 0; i < ns; i++) {
+        if (asprintf(&owned[i], "%s=%s", lx->sysctls[i]->key, lx->sysctls[i]->value) < 0) {
+            owned[i] = NULL;
+            break;
+        }
+        argv[a++] = "-s";
+        argv[a++] = owned[i];
+    }
+    struct cric_child_opts o = { .file = svc->pinns, .argv = argv, .timeout_ms = 30000 };
+    svc->inflight++;
+    r = cric_child_run(svc->loop, &o, on_pinns_done, op, NULL, err);
+    if (r < 0)
+        svc->inflight--;
+    for (size_t i = 0; i < ns; i++)
+        free(owned[i]);
+    free(owned);
+    free(argv);
+    return r;
+}
+
+static int load_netconf(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err)
+{
+    struct cric_cni_netconf *conf = NULL;
+    int r = cric_cni_netconf_load_dir(svc->config_dir, &conf, err);
+    if (r < 0)
+        return cric_error_prefix(err, "pod network not ready");
+    _cleanup_free_ char *text = NULL;
+    r = cric_read_file(conf->file, 1024 * 1024, &text, NULL, err);
+    if (r == 0) {
+        free(sb->priv->cni_conf_file);
+        free(sb->priv->cni_conf_text);
+        sb->priv->cni_conf_file = strdup(conf->file);
+        sb->priv->cni_conf_text = TAKE_PTR(text);
+        if (!sb->priv->cni_conf_file)
+            r = cric_error_sys(err, -ENOMEM, "CNI config");
+    }
+    cric_cni_netconf_free(conf);
+    return r;
+}
+
+static void hosts_add_ip(struct cric_sandbox *sb)
+{
+    if (!sb->ips || !sb->ips[0] || sb->network_mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
+        return;
+    _cleanup_free_ char *text = NULL;
+    if (asprintf(&text, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", sb->ips[0],
+                 sb->hostname) >= 0)
+        cric_write_file_atomic(sb->hosts_path, text, strlen(text), 0644, NULL);
+}
+
+static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const cric_error *err, uint64_t plugin_ns)
+{
+    struct sb_op *op = data;
+    op->svc->inflight--;
+    struct cric_sandbox *sb = find_exact(op->svc, op->id);
+    bool adding = op->kind == OP_RUN && op->step == 4; /* case 3 started it */
+    if (sb) {
+        if (adding)
+            sb->cni_add_ns = plugin_ns;
+        else
+            sb->cni_del_ns += plugin_ns;
+    }
+    if (rc < 0) {
+        cric_error *e = NULL;
+        cric_error_new(&e, rc, "%s", err ? err->msg : "CNI failed");
+        op_fail(op, e);
+    } else if (sb && adding && res) {
+        free(sb->priv->cni_result);
+        sb->priv->cni_result = strdup(res->json);
+        size_t n = 0;
+        char *ip;
+        while ((ip = cric_cni_result_ip(res, n))) {
+            char **v = realloc(sb->ips, (n + 2) * sizeof(char *));
+            if (!v) {
+                free(ip);
+                break;
+            }
+            sb->ips = v;
+            v[n++] = ip;
+            v[n] = NULL;
+        }
+        hosts_add_ip(sb);
+    } else if (sb && !adding) {
+        sb->priv->network_attached = false;
+    }
+    cric_cni_result_free(res);
+    op_step(op);
+}
+
+/* Run: 0 local setup, 1 namespaces, 2 after pinns, 3 CNI ADD, 4 after ADD,
+ * 10+ rollback (DEL, then local teardown). */
+static void run_step(struct sb_op *op, struct cric_sandbox *sb)
+{
+    struct cric_sandbox_service *svc = op->svc;
+    cric_error *e = NULL;
+    for (;;) {
+        if (op->err && op->step < 10)
+            op->step = 10;
+        switch (op->step++) {
+        case 0:
+            if (cric_mkdir_p(sb->dir, 0711, &e) < 0 || sb__write_files(svc, sb, &e) < 0 ||
+                sb__mount_shm(svc, sb, &e) < 0 || sb__cgroup_setup(svc, sb, &e) < 0 ||
+                (sb->netns_path && load_netconf(svc, sb, &e) < 0) || sb__record_save(svc, sb, &e) < 0)
+                op_fail(op, e);
+            continue;
+        case 1:
+            if (!sb->netns_path && !sb->ipcns_path && sb->pid_mode != RUNTIME__V1__NAMESPACE_MODE__POD)
+                continue;
+            if (start_pinns(op, sb, &e) < 0) {
+                op_fail(op, e);
+                continue;
+            }
+            return;
+        case 2:
+            continue;
+        case 3:
+            if (!sb->netns_path)
+                continue;
+            sb->priv->network_attached = true;
+            if (sb__record_save(svc, sb, &e) < 0 || start_cni(op, sb, CRIC_CNI_ADD, &e) < 0) {
+                op_fail(op, e);
+                continue;
+            }
+            return;
+        case 4:
+            sb->state = CRIC_SANDBOX_READY;
+            if (sb__record_save(svc, sb, &e) < 0) {
+                op_fail(op, e);
+                continue;
+            }
+            op_finish(op, sb);
+            return;
+        case 10:
+            if (sb->priv->network_attached && sb->priv->cni_conf_text) {
+                /* Best effort: a failed ADD may have left half a network. */
+                cric_error *de = NULL;
+                if (start_cni(op, sb, CRIC_CNI_DEL, &de) == 0) {
+                    cric_error_free(de);
+                    return;
+                }
+                cric_error_free(de);
+            }
+            continue;
+        default: {
+            teardown_local(svc, sb);
+            list_del(svc, sb);
+            sb__free(sb);
+            op_finish(op, NULL);
+            return;
+        }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- stop / remove */
+
+static void on_hook_done(void *cb_data, int rc, cric_error *err)
+{
+    struct sb_op *op = cb_data;
+    op->svc->inflight--;
+    if (rc < 0) {
+        if (!err)
+            cric_error_new(&err, rc, "stopping the pod's containers failed");
+        op_fail(op, err);
+    } else {
+        cric_error_free(err);
+    }
+    op_step(op);
+}
+
+/* Stop/remove: 0 stop containers, 1 remove containers (remove only), 2 CNI
+ * DEL, 3 after DEL, 4 pause + state, 5 local teardown (remove only). */
+static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
+{
+    struct cric_sandbox_service *svc = op->svc;
+    bool remove = op->kind == OP_REMOVE;
+    cric_error *e = NULL;
+    for (;;) {
+        if (op->err) {
+            /* Keep what is left so that a retry can finish the job. */
+            sb__record_save(svc, sb, NULL);
+            op_finish(op, sb);
+            return;
+        }
+        switch (op->step++) {
+        case 0:
+            if (!svc->have_hooks || !svc->hooks.stop_all)
+                continue;
+            svc->inflight++;
+            svc->hooks.stop_all(svc->hooks.ctx, sb->id, 0, on_hook_done, op);
+            return;
+        case 1:
+            if (!remove || !svc->have_hooks || !svc->hooks.remove_all)
+                continue;
+            svc->inflight++;
+            svc->hooks.remove_all(svc->hooks.ctx, sb->id, on_hook_done, op);
+            return;
+        case 2:
+            /* DEL while attached; on remove DEL once more if the netns still
+             * exists, as CNI DEL must be idempotent. */
+            if (!sb->netns_path || !sb->priv->cni_conf_text ||
+                !(sb->priv->network_attached || (remove && sb__pin_ok(sb->netns_path))))
+                continue;
+            if (start_cni(op, sb, CRIC_CNI_DEL, &e) < 0) {
+                op_fail(op, e);
+                continue;
+            }
+            return;
+        case 3:
+            continue;
+        case 4:
+            if (sb->pause_pid > 0) {
+                if (sb__proc_start(sb->pause_pid) == sb->priv->pause_start)
+                    kill(sb->pause_pid, SIGKILL);
+                sb->pause_pid = 0;
+                free(sb->pidns_path);
+                sb->pidns_path = NULL;
+            }
+            if (sb->state != CRIC_SANDBOX_NOTREADY) {
+                sb->state = CRIC_SANDBOX_NOTREADY;
+            }
+            if (!remove) {
+                if (sb__record_save(svc, sb, &e) < 0)
+                    op_fail(op, e);
+                else
+                    op_finish(op, sb);
+                return;
+            }
+            continue;
+        default: {
+            teardown_local(svc, sb);
+            list_del(svc, sb);
+            sb__free(sb);
+            op_finish(op, NULL);
+            return;
+        }
+        }
+    }
+}
+
+static void op_step(struct sb_op *op)
+{
+    struct cric_sandbox *sb = find_exact(op->svc, op->id);
+    if (op->kind == OP_RUN)
+        run_step(op, sb);
+    else
+        teardown_step(op, sb);
+}
+
+static void op_start(struct sb_op *op)
+{
+    struct cric_sandbox *sb = find_exact(op->svc, op->id);
+    sb->priv->busy = true;
+    op->step = 0;
+    op_step(op);
+}
+
+static void enqueue_teardown(struct cric_sandbox_service *svc, enum op_kind kind, const char *id,
+                             cric_sandbox_done_fn done, void *data)
+{
+    struct cric_sandbox *sb = NULL;
+    cric_error *e = NULL;
+    int r = find_prefix(svc, id, true, &sb, &e);
+    if (r == -ENOENT) {
+        cric_error_free(e);
+        if (done)
+            done(data, 0, NULL, id);
+        return;
+    }
+    struct sb_op *op = r == 0 ? calloc(1, sizeof(*op)) : NULL;
+    if (!op) {
+        if (r == 0)
+            r = cric_error_sys(&e, -ENOMEM, "pod sandbox %s", id);
+        if (done)
+            done(data, r, e, id);
+        cric_error_free(e);
+        return;
+    }
+    op->kind = kind;
+    op->svc = svc;
+    memcpy(op->id, sb->id, sizeof(op->id));
+    op->done = done;
+    op->data = data;
+    op_enqueue(sb, op);
+}
+
+void cric_sandbox_stop(struct cric_sandbox_service *svc, const char *id, cric_sandbox_done_fn done, void *data)
+{
+    enqueue_teardown(svc, OP_STOP, id, done, data);
+}
+
+void cric_sandbox_remove(struct cric_sandbox_service *svc, const char *id, cric_sandbox_done_fn done, void *data)
+{
+    enqueue_teardown(svc, OP_REMOVE, id, done, data);
+}
+
+/* ---------------------------------------------------------------- info */
+
+int cric_sandbox_info_json(const struct cric_sandbox *sb, char **out, cric_error **err)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (!g)
+        return cric_error_sys(err, -ENOMEM, "sandbox info");
+    yajl_gen_map_open(g);
+#define KV(k, v)                   \
+    do {                           \
+        cric_yj_gen_str(g, k);   \
+        cric_yj_gen_str(g, v);   \
+    } while (0)
+    KV("id", sb->id);
+    KV("hostname", sb->hostname);
+    KV("netns", sb->netns_path);
+    KV("ipcns", sb->ipcns_path);
+    KV("utsns", sb->utsns_path);
+    KV("pidns", sb->pidns_path);
+    cric_yj_gen_str(g, "pausePid");
+    yajl_gen_integer(g, sb->pause_pid);
+    KV("dir", sb->dir);
+    KV("hostnamePath", sb->hostname_path);
+    KV("hostsPath", sb->hosts_path);
+    KV("resolvPath", sb->resolv_path);
+    KV("shmPath", sb->shm_path);
+    KV("cgroupParent", sb->cgroup_parent);
+    KV("cniConfigFile", sb->priv->cni_conf_file);
+    cric_yj_gen_str(g, "cniResult");
+    yajl_val res = sb->priv->cni_result ? cric_yj_parse(sb->priv->cni_result, NULL, 0) : NULL;
+    cric_yj_gen_value(g, res);
+    yajl_tree_free(res);
+    cric_yj_gen_str(g, "cniAddNs");
+    yajl_gen_integer(g, (long long)sb->cni_add_ns);
+    cric_yj_gen_str(g, "cniDelNs");
+    yajl_gen_integer(g, (long long)sb->cni_del_ns);
+    cric_yj_gen_str(g, "networkAttached");
+    yajl_gen_bool(g, sb->priv->network_attached);
+#undef KV
+    yajl_gen_map_close(g);
+    char *s = cric_yj_gen_take(g, NULL);
+    yajl_gen_free(g);
+    if (!s)
+        return cric_error_sys(err, -ENOMEM, "sandbox info");
+    *out = s;
+    return 0;
+}

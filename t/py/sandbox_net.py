@@ -1,0 +1,420 @@
+"""Pod sandboxes with the real CNI plugins (bridge, host-local, portmap):
+IPs, pod-to-pod traffic, host ports, DNS files, idempotent stop/remove,
+failing plugins, a missing config, concurrency, recovery after kill -9."""
+import concurrent.futures
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import SkipTest  # noqa: E402
+
+PLUGIN_DIR = "/usr/lib/cni"
+BUSYBOX = shutil.which("busybox")
+
+
+def need_env():
+    harness.need_root()
+    for p in ("bridge", "host-local", "portmap"):
+        if not os.access(os.path.join(PLUGIN_DIR, p), os.X_OK):
+            print("SKIP: CNI plugin %s missing (apt-get install containernetworking-plugins)" % p)
+            sys.exit(harness.SKIP)
+    for tool in ("ip", "nsenter", "iptables"):
+        if not shutil.which(tool):
+            print("SKIP: %s missing" % tool)
+            sys.exit(harness.SKIP)
+
+
+class Net:
+    """A test-only CNI network: its own conf dir, bridge name, subnet, IPAM dir."""
+
+    def __init__(self, tag, portmap=True):
+        self.dir = tempfile.mkdtemp(prefix="cric-cni-")
+        self.conf_dir = os.path.join(self.dir, "net.d")
+        os.mkdir(self.conf_dir)
+        self.bridge = "cb%d%s" % (os.getpid() % 100000, tag)[:15]
+        self.subnet_b = random.randint(16, 31)
+        self.subnet_c = random.randint(0, 255)
+        self.subnet = "172.%d.%d.0/24" % (self.subnet_b, self.subnet_c)
+        plugins = [{
+            "type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": False,
+            "hairpinMode": True,
+            "ipam": {"type": "host-local", "dataDir": os.path.join(self.dir, "ipam"),
+                     "ranges": [[{"subnet": self.subnet}]], "routes": [{"dst": "0.0.0.0/0"}]},
+        }]
+        if portmap:
+            plugins.append({"type": "portmap", "capabilities": {"portMappings": True}})
+        self.conf = {"cniVersion": "1.0.0", "name": "cric-test-%s" % self.bridge, "plugins": plugins}
+        with open(os.path.join(self.conf_dir, "10-test.conflist"), "w") as f:
+            json.dump(self.conf, f)
+
+    def config(self, plugin_dirs=None, extra=""):
+        dirs = plugin_dirs or [PLUGIN_DIR]
+        return ('{ "network": { "config_dir": %s, "plugin_dirs": %s } %s }'
+                % (json.dumps(self.conf_dir), json.dumps(dirs), extra))
+
+    def cleanup(self):
+        subprocess.run(["ip", "link", "del", self.bridge], stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pod_config(name, uid=None, ports=(), dns=None, host_net=False, pid_pod=False):
+    pb = harness.pb2()
+    c = pb.PodSandboxConfig()
+    c.metadata.name = name
+    c.metadata.uid = uid or "uid-" + name
+    c.metadata.namespace = "default"
+    c.hostname = name
+    c.labels["app"] = name
+    c.labels["test"] = "sandbox"
+    c.annotations["note"] = "x"
+    for (hp, cp) in ports:
+        m = c.port_mappings.add()
+        m.host_port = hp
+        m.container_port = cp
+        m.host_ip = "127.0.0.1"
+    if dns:
+        c.dns_config.servers.extend(dns[0])
+        c.dns_config.searches.extend(dns[1])
+        c.dns_config.options.extend(dns[2])
+    ns = c.linux.security_context.namespace_options
+    if host_net:
+        ns.network = pb.NODE
+    ns.pid = pb.POD if pid_pod else pb.CONTAINER
+    return c
+
+
+def run_pod(cl, cfg, timeout=60):
+    pb = harness.pb2()
+    return cl.runtime("RunPodSandbox", pb.RunPodSandboxRequest(config=cfg), timeout=timeout).pod_sandbox_id
+
+
+def status(cl, pid, verbose=False):
+    pb = harness.pb2()
+    return cl.runtime("PodSandboxStatus", pb.PodSandboxStatusRequest(pod_sandbox_id=pid, verbose=verbose))
+
+
+def stop(cl, pid):
+    pb = harness.pb2()
+    cl.runtime("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pid), timeout=60)
+
+
+def remove(cl, pid):
+    pb = harness.pb2()
+    cl.runtime("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pid), timeout=60)
+
+
+def list_pods(cl, **flt):
+    pb = harness.pb2()
+    req = pb.ListPodSandboxRequest()
+    if "id" in flt:
+        req.filter.id = flt["id"]
+    if "state" in flt:
+        req.filter.state.state = flt["state"]
+    for k, v in flt.get("labels", {}).items():
+        req.filter.label_selector[k] = v
+    return list(cl.runtime("ListPodSandbox", req).items)
+
+
+def netns_of(d, pid):
+    return os.path.join(d.state, "ns", pid, "net")
+
+
+def in_ns(d, pid, *cmd, **kw):
+    return subprocess.run(["nsenter", "--net=" + netns_of(d, pid), "--"] + list(cmd),
+                          capture_output=True, text=True, timeout=30, **kw)
+
+
+def restart(d):
+    """kill -9 and start again on the same dirs."""
+    d.stop(sig=signal.SIGKILL)
+    if os.path.exists(d.sock):
+        os.unlink(d.sock)  # stale after kill -9; start() waits for the new one
+    d.start()
+    return d.client()
+
+
+def leftovers(d, net):
+    """Namespace pins and veths left by the test's pods."""
+    ns_root = os.path.join(d.state, "ns")
+    pins = os.listdir(ns_root) if os.path.isdir(ns_root) else []
+    out = subprocess.run(["ip", "-o", "link", "show", "master", net.bridge], capture_output=True,
+                         text=True).stdout
+    return pins, [l for l in out.splitlines() if l.strip()]
+
+
+def test_basic_network_dns_and_idempotence():
+    pb = harness.pb2()
+    net = Net("a")
+    try:
+        with harness.Daemon(config=net.config()) as d:
+            cl = d.client()
+            dns = (["10.0.0.10"], ["svc.cluster.local", "cluster.local"], ["ndots:5"])
+            a = run_pod(cl, pod_config("pa", dns=dns))
+            b = run_pod(cl, pod_config("pb"))
+            assert len(a) == 64 and all(ch in "0123456789abcdef" for ch in a), a
+            sa, sb_ = status(cl, a, verbose=True), status(cl, b)
+            assert sa.status.state == pb.SANDBOX_READY
+            assert sa.status.metadata.name == "pa" and sa.status.labels["app"] == "pa"
+            assert sa.status.annotations["note"] == "x"
+            ipa, ipb = sa.status.network.ip, sb_.status.network.ip
+            prefix = "172.%d.%d." % (net.subnet_b, net.subnet_c)
+            assert ipa.startswith(prefix) and ipb.startswith(prefix) and ipa != ipb, (ipa, ipb)
+            info = json.loads(sa.info["info"])
+            assert info["netns"] == netns_of(d, a) and info["cniResult"]["ips"], info
+            # The address really is on eth0 inside the pinned namespace.
+            out = in_ns(d, a, "ip", "-o", "addr", "show", "eth0").stdout
+            assert ipa + "/" in out, out
+            # Pod to pod over the bridge (UDP echo through a socket in each netns).
+            assert ping(d, a, ipb), "pod a cannot reach pod b"
+            # DNS and host files.
+            sbdir = os.path.join(d.root, "sandboxes", a)
+            resolv = open(os.path.join(sbdir, "resolv.conf")).read()
+            assert resolv == "nameserver 10.0.0.10\nsearch svc.cluster.local cluster.local\noptions ndots:5\n", resolv
+            assert open(os.path.join(sbdir, "hostname")).read() == "pa\n"
+            hosts = open(os.path.join(sbdir, "hosts")).read()
+            assert "127.0.0.1\tlocalhost" in hosts and ("%s\tpa" % ipa) in hosts, hosts
+            host_resolv = open("/etc/resolv.conf").read() if os.path.exists("/etc/resolv.conf") else ""
+            assert open(os.path.join(d.root, "sandboxes", b, "resolv.conf")).read() == host_resolv
+            assert in_ns(d, a, "hostname").stdout.strip() != "" and uts_hostname(d, a) == "pa"
+            assert os.path.ismount(os.path.join(sbdir, "shm"))
+            # Duplicate names are refused, naming the existing pod.
+            try:
+                run_pod(cl, pod_config("pa", dns=dns))
+                raise AssertionError("duplicate pod accepted")
+            except harness.Client("unix:///nonexistent").grpc.RpcError as e:
+                assert e.code().name == "ALREADY_EXISTS" and a in e.details(), e.details()
+            # List filters.
+            assert {p.id for p in list_pods(cl)} == {a, b}
+            assert [p.id for p in list_pods(cl, id=a[:12])] == [a]
+            assert [p.id for p in list_pods(cl, labels={"app": "pb"})] == [b]
+            # Stop twice, then remove twice; the network goes away at stop.
+            stop(cl, a)
+            stop(cl, a)
+            assert status(cl, a).status.state == pb.SANDBOX_NOTREADY
+            assert [p.id for p in list_pods(cl, state=pb.SANDBOX_NOTREADY)] == [a]
+            remove(cl, a)
+            remove(cl, a)
+            remove(cl, "f" * 64)
+            stop(cl, "f" * 64)
+            try:
+                status(cl, a)
+                raise AssertionError("removed pod still has a status")
+            except Exception as e:  # grpc.RpcError
+                assert getattr(e, "code", lambda: None)().name == "NOT_FOUND", e
+            assert not os.path.exists(sbdir)
+            remove(cl, b)
+            pins, veths = leftovers(d, net)
+            assert pins == [] and veths == [], (pins, veths)
+    finally:
+        net.cleanup()
+
+
+def uts_hostname(d, pid):
+    return subprocess.run(["nsenter", "--uts=" + os.path.join(d.state, "ns", pid, "uts"), "hostname"],
+                          capture_output=True, text=True).stdout.strip()
+
+
+ECHO_SERVER = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(5)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.sendall(b"hello from pod\n")
+    c.close()
+"""
+
+
+def start_server(d, pid, port):
+    p = subprocess.Popen(["nsenter", "--net=" + netns_of(d, pid), "--", sys.executable, "-c", ECHO_SERVER,
+                          str(port)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def ping(d, a, ip_b):
+    """TCP connect from pod a's netns to a server in pod b (ip_b)."""
+    b = [p for p in os.listdir(os.path.join(d.state, "ns"))
+         if p != a]
+    for pid in b:
+        srv = start_server(d, pid, 7777)
+        try:
+            cmd = ("import socket; s=socket.create_connection((%r, 7777), timeout=5); "
+                   "print(s.recv(100).decode().strip())" % ip_b)
+            out = in_ns(d, a, sys.executable, "-c", cmd)
+            if out.stdout.strip() == "hello from pod":
+                return True
+        finally:
+            srv.kill()
+            srv.wait()
+    return False
+
+
+def test_host_port():
+    net = Net("p")
+    port = 20000 + os.getpid() % 20000
+    try:
+        with harness.Daemon(config=net.config()) as d:
+            cl = d.client()
+            a = run_pod(cl, pod_config("web", ports=[(port, 8080)]))
+            srv = start_server(d, a, 8080)
+            try:
+                # portmap DNATs 127.0.0.1:port with route_localnet on the bridge.
+                got = ""
+                for _ in range(20):
+                    try:
+                        s = socket.create_connection(("127.0.0.1", port), timeout=2)
+                        got = s.recv(100).decode().strip()
+                        s.close()
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                assert got == "hello from pod", "host port %d did not reach the pod: %r" % (port, got)
+            finally:
+                srv.kill()
+                srv.wait()
+            remove(cl, a)
+            rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+            assert a not in rules and ("dport %d" % port) not in rules, "portmap rules left behind"
+    finally:
+        net.cleanup()
+
+
+def write_plugin(dirpath, name, body):
+    p = os.path.join(dirpath, name)
+    with open(p, "w") as f:
+        f.write("#!/bin/sh\n" + body)
+    os.chmod(p, 0o755)
+
+
+def test_failing_plugins_leave_nothing():
+    net = Net("f", portmap=False)
+    fake = os.path.join(net.dir, "plugins")
+    os.mkdir(fake)
+    # bridge works; the second plugin misbehaves according to its name.
+    write_plugin(fake, "garbage", 'cat >/dev/null; [ "$CNI_COMMAND" = ADD ] && echo "not json {{{"; exit 0\n')
+    write_plugin(fake, "errjson", 'cat >/dev/null; [ "$CNI_COMMAND" = DEL ] && exit 0; '
+                 'echo \'{"cniVersion":"1.0.0","code":11,"msg":"quota exceeded","details":"try later"}\'; exit 1\n')
+    write_plugin(fake, "hang", 'cat >/dev/null; [ "$CNI_COMMAND" = DEL ] && exit 0; sleep 60\n')
+    try:
+        for bad, expect in (("garbage", "not valid JSON"), ("errjson", "quota exceeded (code 11): try later"),
+                            ("hang", "timed out")):
+            conf = dict(net.conf)
+            conf["plugins"] = net.conf["plugins"][:1] + [{"type": bad}]
+            with open(os.path.join(net.conf_dir, "10-test.conflist"), "w") as f:
+                json.dump(conf, f)
+            with harness.Daemon(config=net.config([PLUGIN_DIR, fake]),
+                                env={"CRICD_CNI_TIMEOUT_MS": "1500"}) as d:
+                cl = d.client()
+                try:
+                    run_pod(cl, pod_config("bad-" + bad))
+                    raise AssertionError("RunPodSandbox with plugin %s succeeded" % bad)
+                except cl.grpc.RpcError as e:
+                    assert expect in e.details() and bad in e.details(), e.details()
+                assert list_pods(cl) == []
+                pins, veths = leftovers(d, net)
+                assert pins == [] and veths == [], (bad, pins, veths)
+                assert os.listdir(os.path.join(d.root, "sandboxes")) == []
+                ipam = os.path.join(net.dir, "ipam", net.conf["name"])
+                allocs = [f for f in os.listdir(ipam) if f[0].isdigit()] if os.path.isdir(ipam) else []
+                assert allocs == [], "IP allocations left: %s" % allocs
+    finally:
+        net.cleanup()
+
+
+def test_missing_config():
+    pb = harness.pb2()
+    empty = tempfile.mkdtemp(prefix="cric-cni-empty-")
+    try:
+        cfg = '{ "network": { "config_dir": %s, "plugin_dirs": ["/usr/lib/cni"] } }' % json.dumps(empty)
+        with harness.Daemon(config=cfg) as d:
+            cl = d.client()
+            st = cl.runtime("Status", pb.StatusRequest())
+            nr = [c for c in st.status.conditions if c.type == "NetworkReady"][0]
+            assert not nr.status and empty in nr.message, nr
+            try:
+                run_pod(cl, pod_config("nonet"))
+                raise AssertionError("RunPodSandbox without a network config succeeded")
+            except cl.grpc.RpcError as e:
+                assert "no CNI network config" in e.details() and empty in e.details(), e.details()
+            assert list_pods(cl) == []
+            # Host-network pods need no CNI.
+            h = run_pod(cl, pod_config("hostnet", host_net=True, pid_pod=True))
+            s = status(cl, h, verbose=True)
+            info = json.loads(s.info["info"])
+            assert info["netns"] is None and info["pausePid"] > 0, info
+            assert os.path.exists("/proc/%d" % info["pausePid"])
+            remove(cl, h)
+            assert not os.path.exists("/proc/%d/ns" % info["pausePid"]) or \
+                open("/proc/%d/stat" % info["pausePid"]).read().split(") ")[1][0] in "ZX"
+    finally:
+        shutil.rmtree(empty, ignore_errors=True)
+
+
+def test_concurrent_20():
+    net = Net("c", portmap=False)
+    try:
+        with harness.Daemon(config=net.config()) as d:
+            cl = d.client()
+            with concurrent.futures.ThreadPoolExecutor(20) as ex:
+                ids = list(ex.map(lambda i: run_pod(cl, pod_config("c%d" % i)), range(20)))
+            ips = {status(cl, i).status.network.ip for i in ids}
+            assert len(set(ids)) == 20 and len(ips) == 20, ips
+            with concurrent.futures.ThreadPoolExecutor(20) as ex:
+                list(ex.map(lambda i: remove(cl, i), ids))
+            assert list_pods(cl) == []
+            pins, veths = leftovers(d, net)
+            assert pins == [] and veths == [], (pins, veths)
+    finally:
+        net.cleanup()
+
+
+def test_kill9_recovery():
+    pb = harness.pb2()
+    net = Net("k", portmap=False)
+    try:
+        with harness.Daemon(config=net.config()) as d:
+            cl = d.client()
+            a = run_pod(cl, pod_config("ka", pid_pod=True))
+            b = run_pod(cl, pod_config("kb"))
+            ip_a = status(cl, a).status.network.ip
+            pause = json.loads(status(cl, a, verbose=True).info["info"])["pausePid"]
+            cl = restart(d)
+            s = status(cl, a, verbose=True)
+            assert s.status.state == pb.SANDBOX_READY and s.status.network.ip == ip_a
+            assert json.loads(s.info["info"])["pausePid"] == pause
+            assert ping(d, b, ip_a)
+            cl = restart(d)
+            stop(cl, a)
+            cl = restart(d)
+            assert status(cl, a).status.state == pb.SANDBOX_NOTREADY
+            stop(cl, a)
+            remove(cl, a)
+            cl = restart(d)
+            assert [p.id for p in list_pods(cl)] == [b]
+            remove(cl, b)
+            cl = restart(d)
+            assert list_pods(cl) == []
+            pins, veths = leftovers(d, net)
+            assert pins == [] and veths == [], (pins, veths)
+    finally:
+        net.cleanup()
+
+
+if __name__ == "__main__":
+    need_env()
+    harness.run_tests([test_basic_network_dns_and_idempotence, test_host_port, test_failing_plugins_leave_nothing,
+                       test_missing_config, test_concurrent_20, test_kill9_recovery])
