@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -128,6 +129,8 @@ int cric_server_start(cric_server *s, cric_error **err)
     r = clear_stale_socket(path, err);
     if (r < 0)
         return r;
+    /* A peer that hangs up while we write must cost an EPIPE, not the process. */
+    signal(SIGPIPE, SIG_IGN);
     r = uv_pipe_init(s->loop, &s->listener, 0);
     if (r < 0)
         return cric_error_new(err, r, "listen on '%s': %s", path, uv_strerror(r));

@@ -60,7 +60,10 @@ int cric_server_new(uv_loop_t *loop, const struct cric_server_opts *opts, cric_s
 /** Registers a method; path is "/runtime.v1.RuntimeService/Version". */
 int cric_server_register(cric_server *s, const char *path, const ProtobufCMessageDescriptor *in,
                          bool server_streaming, cric_method_fn fn, void *ctx);
-/** Binds and listens: a stale socket is replaced, a live server on it is an error. */
+/** Binds and listens: parent directories are created, the socket gets mode
+ * 0660, a stale socket is replaced, a live server on it is an error (-EADDRINUSE),
+ * a non-socket file there is left alone (-EEXIST).  Sets SIGPIPE to SIG_IGN
+ * process-wide (a client hanging up mid-write must not kill us). */
 int cric_server_start(cric_server *s, cric_error **err);
 /** Stops accepting; calls cb once every in-flight call has been answered and
  * every connection closed (or after the grace period).  Removes the socket. */

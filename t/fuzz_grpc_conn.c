@@ -1,0 +1,150 @@
+/* Fuzz target for the gRPC server's connection input path: bytes go into a
+ * memory-only connection (src/grpc/conn.c, output discarded) with a few
+ * handlers registered.  Built with libFuzzer under --with-fuzzer; always
+ * built as a replay program that runs every file of the corpus
+ * (t/fuzz/grpc-conn/ by default, or the files/dirs given as arguments). */
+#include "config.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api.pb-c.h"
+#include "grpc/internal.h"
+#include "util/fs.h"
+
+static uv_loop_t loop;
+static cric_server *srv;
+
+static void version(cric_call *call, const ProtobufCMessage *req, void *ctx)
+{
+    const Runtime__V1__VersionRequest *r = (const void *)req;
+    Runtime__V1__VersionResponse resp = RUNTIME__V1__VERSION_RESPONSE__INIT;
+    resp.version = r->version;
+    if (strcmp(r->version, "fail") == 0)
+        cric_call_fail(call, GRPC_NOT_FOUND, "no such thing: %s\n\xff", r->version);
+    else
+        cric_call_reply(call, &resp.base);
+}
+
+static void events(cric_call *call, const ProtobufCMessage *req, void *ctx)
+{
+    for (int i = 0; i < 3; i++) {
+        Runtime__V1__ContainerEventResponse ev = RUNTIME__V1__CONTAINER_EVENT_RESPONSE__INIT;
+        ev.container_id = "c";
+        cric_call_send(call, &ev.base);
+    }
+    cric_call_finish(call, GRPC_OK, NULL);
+}
+
+static void setup(void)
+{
+    if (srv)
+        return;
+    uv_loop_init(&loop);
+    struct cric_server_opts o = { .max_recv_msg_size = 1 << 16, .max_send_msg_size = 1 << 16 };
+    if (cric_server_new(&loop, &o, &srv, NULL) < 0)
+        abort();
+    cric_server_register(srv, "/runtime.v1.RuntimeService/Version", &runtime__v1__version_request__descriptor,
+                         false, version, NULL);
+    cric_server_register(srv, "/runtime.v1.RuntimeService/GetContainerEvents",
+                         &runtime__v1__get_events_request__descriptor, true, events, NULL);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    setup();
+    struct cric__conn *c;
+    if (cric__conn_new_mem(srv, &c, NULL) < 0)
+        abort();
+    /* The first byte picks a read size so that frames get split. */
+    size_t chunk = size ? (size_t)data[0] * 7 + 1 : 1;
+    for (size_t off = 0; off < size && !c->closing;) {
+        size_t n = size - off < chunk ? size - off : chunk;
+        cric__conn_feed(c, data + off, n);
+        off += n;
+    }
+    cric__conn_free_mem(c);
+    uv_run(&loop, UV_RUN_NOWAIT); /* closes the calls' deadline timers */
+    return 0;
+}
+
+#ifndef CRIC_LIBFUZZER
+static int run_file(const char *path)
+{
+    char *buf = NULL;
+    size_t len;
+    cric_error *err = NULL;
+    if (cric_read_file(path, 1 << 20, &buf, &len, &err) < 0) {
+        fprintf(stderr, "fuzz_grpc_conn: %s\n", err->msg);
+        cric_error_free(err);
+        return -1;
+    }
+    LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
+    /* and once more in a single read */
+    if (len > 1 && buf[0] != 0) {
+        buf[0] = 0;
+        LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
+    }
+    free(buf);
+    return 0;
+}
+
+static int run_path(const char *path, unsigned *n)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        perror(path);
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        (*n)++;
+        return run_file(path);
+    }
+    struct dirent **ents;
+    int k = scandir(path, &ents, NULL, alphasort), r = 0;
+    if (k < 0) {
+        perror(path);
+        return -1;
+    }
+    for (int i = 0; i < k; i++) {
+        if (ents[i]->d_name[0] != '.' && r == 0) {
+            char p[4096];
+            snprintf(p, sizeof(p), "%s/%s", path, ents[i]->d_name);
+            r = run_path(p, n);
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    char def[4096];
+    const char *srcdir = getenv("CRIC_SRCDIR");
+    snprintf(def, sizeof(def), "%s/t/fuzz/grpc-conn", srcdir ? srcdir : ".");
+    unsigned n = 0;
+    int r = 0;
+    if (argc < 2)
+        r = run_path(def, &n);
+    for (int i = 1; i < argc && r == 0; i++)
+        r = run_path(argv[i], &n);
+    setup();
+    cric_server_free(srv);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0) {
+        fprintf(stderr, "fuzz_grpc_conn: handles left open\n");
+        return 1;
+    }
+    if (r == 0 && n == 0) {
+        fprintf(stderr, "fuzz_grpc_conn: empty corpus\n");
+        return 1;
+    }
+    printf("fuzz_grpc_conn: %u inputs replayed\n", n);
+    return r < 0 ? 1 : 0;
+}
+#endif
