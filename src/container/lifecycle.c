@@ -280,7 +280,7 @@ static char **map_to_strv(Runtime__V1__LinuxPodSandboxConfig__SysctlsEntry **e, 
     for (size_t i = 0; i < n; i++)
         if (asprintf(&v[i], "%s=%s", e[i]->key, e[i]->value) < 0) {
             v[i] = NULL;
-            cric__strv_free(v);
+            cric__spec_strv_free(v);
             return NULL;
         }
     return v;
@@ -322,6 +322,8 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         return cric_error_new(err, -EINVAL, "unknown runtime handler '%s'", hname);
 
     const struct cric_image *img = NULL;
+    if (!svc->images)
+        return cric_error_new(err, -EIO, "CreateContainer: no image store");
     r = cric_image_store_lookup(svc->images, cfg->image->image, &img, err);
     if (r == -ENOENT)
         return cric_error_new(err, -ENOENT, "image '%s' not found: pull it first", cfg->image->image);
@@ -465,13 +467,13 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
     }
     cric_spec_info_free(&info);
     free(json);
-    cric__strv_free(sysctls);
+    cric__spec_strv_free(sysctls);
     cric_strv_free(layers);
     return 0;
 fail:
     cric_spec_info_free(&info);
     free(json);
-    cric__strv_free(sysctls);
+    cric__spec_strv_free(sysctls);
     cric_strv_free(layers);
     /* Synchronous failure: undo in the background, answer now. */
     cric__ctr_remove(c, NULL, NULL);
@@ -688,7 +690,7 @@ static void remove_deleted(struct ctr *c, const struct cric_runtime_result *res,
         cric__ctr_unref(c);
         cric__svc_release(svc);
     } else {
-        cric__strv_free(dirs);
+        cric__spec_strv_free(dirs);
     }
     cric_rm_rf(c->dir, NULL);
     cric_rm_rf(c->state_dir, NULL);

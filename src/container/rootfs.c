@@ -81,7 +81,7 @@ static void rm_run(uv_work_t *w)
 static void rm_done(uv_work_t *w, int status)
 {
     struct rm_work *rw = w->data;
-    cric__strv_free(rw->dirs);
+    cric__spec_strv_free(rw->dirs);
     rw->cb(rw->data, status < 0 ? status : rw->rc);
     free(rw);
 }
@@ -90,7 +90,7 @@ int cric__rm_trees(uv_loop_t *loop, char **dirs, void (*cb)(void *data, int rc),
 {
     struct rm_work *rw = calloc(1, sizeof(*rw));
     if (!rw) {
-        cric__strv_free(dirs);
+        cric__spec_strv_free(dirs);
         return -ENOMEM;
     }
     rw->w.data = rw;
@@ -99,7 +99,7 @@ int cric__rm_trees(uv_loop_t *loop, char **dirs, void (*cb)(void *data, int rc),
     rw->data = data;
     int r = uv_queue_work(loop, &rw->w, rm_run, rm_done);
     if (r < 0) {
-        cric__strv_free(dirs);
+        cric__spec_strv_free(dirs);
         free(rw);
     }
     return r;

@@ -433,8 +433,8 @@ int cric_spec_generate(const Runtime__V1__ContainerConfig *cfg, const struct cri
 out:
     if (g)
         yajl_gen_free(g);
-    cric__strv_free(args);
-    cric__strv_free(env);
+    cric__spec_strv_free(args);
+    cric__spec_strv_free(env);
     cric_spec_info_free(&info);
     if (r == -ENOMEM)
         cric_error_sys(err, r, "OCI spec");

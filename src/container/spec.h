@@ -94,7 +94,7 @@ int cric__spec_gen_mounts(struct yajl_gen_t *g, const Runtime__V1__ContainerConf
                           bool readonly_rootfs, const char **rootfs_propagation, cric_error **err);
 int cric__spec_gen_devices(struct yajl_gen_t *g, bool cgroup_rules, const Runtime__V1__ContainerConfig *cfg,
                            bool privileged, cric_error **err);
-void cric__strv_free(char **v);
-size_t cric__strv_len(char *const *v);
+void cric__spec_strv_free(char **v);
+size_t cric__spec_strv_len(char *const *v);
 
 #endif

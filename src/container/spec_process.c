@@ -16,7 +16,7 @@
 #include "container/spec.h"
 #include "util/cleanup.h"
 
-size_t cric__strv_len(char *const *v)
+size_t cric__spec_strv_len(char *const *v)
 {
     size_t n = 0;
     while (v && v[n])
@@ -24,7 +24,7 @@ size_t cric__strv_len(char *const *v)
     return n;
 }
 
-void cric__strv_free(char **v)
+void cric__spec_strv_free(char **v)
 {
     for (size_t i = 0; v && v[i]; i++)
         free(v[i]);
@@ -73,11 +73,11 @@ int cric__spec_args(const Runtime__V1__ContainerConfig *cfg, const struct cric_i
             r = strv_append(&v, &n, img->cmd[i]);
     }
     if (r < 0) {
-        cric__strv_free(v);
+        cric__spec_strv_free(v);
         return cric_error_sys(err, r, "process args");
     }
     if (n == 0 || v[0][0] == '\0') {
-        cric__strv_free(v);
+        cric__spec_strv_free(v);
         return cric_error_new(err, -EINVAL, "no command specified: the container config has no command and "
                                             "the image no entrypoint or cmd");
     }
@@ -133,7 +133,7 @@ int cric__spec_env(const Runtime__V1__ContainerConfig *cfg, const struct cric_im
     for (size_t i = 0; r == 0 && i < cfg->n_envs; i++) {
         const char *k = cfg->envs[i]->key;
         if (!k || !k[0] || strchr(k, '=')) {
-            cric__strv_free(v);
+            cric__spec_strv_free(v);
             return cric_error_new(err, -EINVAL, "envs[%zu]: invalid variable name '%s'", i, k ? k : "");
         }
         _cleanup_free_ char *kv = NULL;
@@ -143,7 +143,7 @@ int cric__spec_env(const Runtime__V1__ContainerConfig *cfg, const struct cric_im
             r = env_set(&v, &n, kv);
     }
     if (r < 0) {
-        cric__strv_free(v);
+        cric__spec_strv_free(v);
         return cric_error_sys(err, r, "process env");
     }
     *out = v;
