@@ -8,7 +8,7 @@
  *   <root>/containers/<id>/config.json  the OCI spec (bundle = this dir)
  *   <root>/containers/<id>/rootfs       overlayfs mount point
  *   <root>/containers/<id>/upper, work  overlayfs upper and work dirs
- *   <state>/containers/<id>/            the shim's state dir
+ *   <state>/c/<id>/                     the shim's state dir
  *   <state>/container-exits/<id>        exit records the shims write
  */
 #ifndef CRIC_CONTAINER_H

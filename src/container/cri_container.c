@@ -18,6 +18,16 @@
 struct cric_image_service;
 struct cric_image_store *cric_image_service_store(struct cric_image_service *svc) __attribute__((weak));
 
+static struct cric_image_store *own_store;
+
+static void own_store_free(void *data)
+{
+    (void)data;
+    if (own_store)
+        cric_image_store_free(own_store);
+    own_store = NULL;
+}
+
 static void fail(cric_call *call, const char *id, const cric_error *err)
 {
     LOG_WARN("%s %s failed: %s", cric_call_method(call), id ? id : "", err ? err->msg : "?");
@@ -155,8 +165,13 @@ int cri_container_init(cricd *d, cric_error **err)
         .images = cric_image_service_store && d->images ? cric_image_service_store(d->images) : NULL,
         .sandboxes = d->sandboxes,
     };
-    if (!o.images)
-        LOG_WARN("containers: no image store; CreateContainer will fail");
+    /* Until the image module shares its store, open one of our own (read
+     * side only: nothing here pulls). */
+    if (!o.images) {
+        if (cric_image_store_open(cfg->root, &own_store, err) < 0)
+            return cric_error_prefix(err, "containers: image store");
+        o.images = own_store;
+    }
     int r = cric_container_service_new(d->loop, &o, &d->containers, err);
     if (r < 0)
         return cric_error_prefix(err, "containers");
@@ -187,6 +202,8 @@ int cri_container_init(cricd *d, cric_error **err)
 void cri_container_fini(cricd *d)
 {
     if (d->containers)
-        cric_container_service_close(d->containers, NULL, NULL);
+        cric_container_service_close(d->containers, own_store_free, NULL);
+    else
+        own_store_free(NULL);
     d->containers = NULL;
 }

@@ -366,7 +366,7 @@ int cric_container_service_new(uv_loop_t *loop, const struct cric_container_opts
     int r = -ENOMEM;
     if (!(svc->root = strdup(opts->root)) || !(svc->state = strdup(opts->state)) ||
         asprintf(&svc->ctr_dir, "%s/" CRIC_CONTAINER_DIR, opts->root) < 0 ||
-        asprintf(&svc->run_dir, "%s/containers", opts->state) < 0 ||
+        asprintf(&svc->run_dir, "%s/c", opts->state) < 0 ||
         asprintf(&svc->exits_dir, "%s/container-exits", opts->state) < 0 ||
         (opts->shim_path && !(svc->shim_path = strdup(opts->shim_path)))) {
         cric_error_sys(err, r, "container service");
