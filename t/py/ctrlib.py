@@ -111,8 +111,8 @@ def daemon_config(d, extra=None):
 class Env:
     """A daemon with a busybox image, ready for pods."""
 
-    def __init__(self, images=None, extra=None):
-        self.d = harness.Daemon()
+    def __init__(self, images=None, extra=None, daemon=None):
+        self.d = daemon or harness.Daemon()
         self.d.config = daemon_config(self.d, extra)
         self.images = {}
         for name, cfg in (images or {"test/busybox": None}).items():
@@ -179,9 +179,10 @@ class Env:
         c.linux.security_context.privileged = privileged
         return c
 
-    def run_pod(self, name, **kw):
+    def run_pod(self, name, runtime_handler="", **kw):
         cfg = self.pod_config(name, **kw)
-        pid = self.cl.runtime("RunPodSandbox", self.pb.RunPodSandboxRequest(config=cfg),
+        pid = self.cl.runtime("RunPodSandbox", self.pb.RunPodSandboxRequest(config=cfg,
+                                                                           runtime_handler=runtime_handler),
                               timeout=60).pod_sandbox_id
         return pid, cfg
 
