@@ -121,6 +121,13 @@ class Env:
         self.cl = self.d.client()
         self.pb = harness.pb2()
 
+    def bind(self, fn):
+        """fn(env) as a named test for harness.run_tests."""
+        def t():
+            return fn(self)
+        t.__name__ = fn.__name__
+        return t
+
     def restart(self, sig=9):
         self.cl.close()
         self.d.stop(sig=sig)
