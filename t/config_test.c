@@ -220,6 +220,7 @@ int main(void)
 {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
+    tcase_set_timeout(tc, 120); /* loaded CI machines and ASan, not a timing assert */
     tcase_add_test(tc, shipped_file_equals_defaults);
     tcase_add_test(tc, default_values);
     tcase_add_test(tc, comments_and_values);

@@ -198,13 +198,23 @@ START_TEST(bad_input)
 }
 END_TEST
 
+START_TEST(tidy_empty_containers)
+{
+    char s[] = "{\n  \"a\": [\n\n  ],\n  \"b\": {\n\n  },\n  \"c\": \"[\\\" ]\", \"d\": [ 1 ]\n}";
+    cric_json_tidy(s);
+    ck_assert_str_eq(s, "{\n  \"a\": [],\n  \"b\": {},\n  \"c\": \"[\\\" ]\", \"d\": [ 1 ]\n}");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pbjson");
     TCase *tc = tcase_create("pbjson");
+    tcase_set_timeout(tc, 120); /* loaded CI machines and ASan, not a timing assert */
     tcase_add_test(tc, sandbox_config_file);
     tcase_add_test(tc, container_config_file);
     tcase_add_test(tc, encode_special_values);
+    tcase_add_test(tc, tidy_empty_containers);
     tcase_add_test(tc, bad_input);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -760,6 +760,8 @@ static int gen_finish(yajl_gen g, char **out, cric_error **err)
         r = cric_error_new(err, -EINVAL, "cannot render the configuration as JSON");
     else if (!(*out = strndup((const char *)buf, len)))
         r = cric_error_new(err, -ENOMEM, "out of memory");
+    else
+        cric_json_tidy(*out);
     yajl_gen_free(g);
     return r;
 }

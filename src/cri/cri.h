@@ -2,7 +2,12 @@
  * in its init function and releases its state in fini.  daemon.c calls every
  * init in the order of its module list and every fini in reverse, after the
  * server has answered all in-flight calls.  Methods nobody registers are
- * answered UNIMPLEMENTED by the server. */
+ * answered UNIMPLEMENTED by the server.
+ *
+ * Contract of an init function: register handlers with ctx = d, keep state
+ * behind the module's pointer in cricd, and on failure release whatever it
+ * set up itself (its fini is only called after a successful init).  A fini
+ * closes the module's libuv handles; the loop must end with none open. */
 #ifndef CRIC_CRI_H
 #define CRIC_CRI_H
 

@@ -222,8 +222,10 @@ int cri_runtime_init(cricd *d, cric_error **err)
     };
     for (size_t i = 0; i < ARRAY_SIZE(methods); i++) {
         int r = cric_server_register(d->server, methods[i].path, methods[i].in, false, methods[i].fn, d);
-        if (r < 0)
+        if (r < 0) {
+            cri_runtime_fini(d);
             return cric_error_sys(err, r, "register %s", methods[i].path);
+        }
     }
     return 0;
 }

@@ -92,8 +92,10 @@ static int info_json(const Runtime__V1__StatusResponse *s, char **out)
     const unsigned char *buf;
     size_t len;
     int r = -1;
-    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok && (*out = strndup((const char *)buf, len)))
+    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok && (*out = strndup((const char *)buf, len))) {
+        cric_json_tidy(*out);
         r = 0;
+    }
     yajl_gen_free(g);
     return r;
 }

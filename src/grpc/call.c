@@ -47,6 +47,17 @@ static void call_free(cric_call *call)
         free(call);
 }
 
+/* The request bytes are no longer needed: free them, give back the budget. */
+static void release_input(cric_call *call)
+{
+    cric_grpc_reader_free(&call->reader);
+    free(call->msg);
+    call->msg = NULL;
+    if (call->conn)
+        call->conn->in_bytes -= call->in_counted;
+    call->in_counted = 0;
+}
+
 static void stop_timer(cric_call *call)
 {
     if (call->timer_init)
@@ -56,6 +67,7 @@ static void stop_timer(cric_call *call)
 void cric__call_detach(cric_call *call)
 {
     struct cric__conn *c = call->conn;
+    release_input(call);
     if (c) {
         if (call->prev)
             call->prev->next = call->next;
@@ -106,6 +118,7 @@ static void respond(cric_call *call, int status, const char *msg)
         return;
     call->responded = true;
     stop_timer(call);
+    release_input(call);
     log_call(call, status, msg);
     if (!call->headers_sent) {
         nghttp2_nv nv[6] = {
@@ -188,11 +201,18 @@ void cric__call_on_headers_done(cric_call *call)
 
 void cric__call_on_data(cric_call *call, const uint8_t *data, size_t len)
 {
+    struct cric__conn *c = call->conn;
     while (len > 0 && !call->responded && !call->dispatched && call->method) {
+        if (c->in_bytes + len > CRIC__GRPC_CONN_BUDGET(c->srv->max_recv)) {
+            respond(call, GRPC_RESOURCE_EXHAUSTED, "too many request bytes in flight on this connection");
+            return;
+        }
         size_t used;
         int r = cric_grpc_reader_feed(&call->reader, data, len, &used);
         data += used;
         len -= used;
+        c->in_bytes += used;
+        call->in_counted += used;
         if (r == -EMSGSIZE) {
             char m[128];
             snprintf(m, sizeof(m), "request message of %zu bytes exceeds the limit of %zu bytes",
@@ -230,8 +250,7 @@ void cric__call_on_end_stream(cric_call *call)
     }
     static const uint8_t empty[1];
     call->req = protobuf_c_message_unpack(call->method->in, NULL, call->msg_len, call->msg ? call->msg : empty);
-    free(call->msg);
-    call->msg = NULL;
+    release_input(call);
     if (!call->req) {
         char m[200];
         snprintf(m, sizeof(m), "cannot decode the request as %.128s", call->method->in->name);

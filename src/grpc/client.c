@@ -242,6 +242,7 @@ int cric_client_connect(const char *endpoint, uint64_t timeout_ms, cric_client *
         free(c);
         return cric_error_new(err, -ENOMEM, "out of memory");
     }
+    c->fd = -1;
     nghttp2_session_callbacks *cbs;
     if (nghttp2_session_callbacks_new(&cbs) != 0) {
         cric_client_free(c);
@@ -424,7 +425,7 @@ void cric_client_free(cric_client *c)
         flush_out(c, now_ms() + 100, NULL);
     }
     nghttp2_session_del(c->h2);
-    if (c->fd > 0)
+    if (c->fd >= 0)
         close(c->fd);
     free(c->endpoint);
     free(c);

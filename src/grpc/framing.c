@@ -30,16 +30,25 @@ int cric_grpc_reader_feed(struct cric_grpc_reader *r, const uint8_t *data, size_
             if (r->len > r->max)
                 return -EMSGSIZE;
             r->have = 0;
-            if (r->len > 0) {
-                r->buf = malloc(r->len);
-                if (!r->buf)
-                    return -ENOMEM;
-            }
         }
     }
     size_t n = len - off;
     if (n > r->len - r->have)
         n = r->len - r->have;
+    if (r->have + n > r->cap) {
+        /* Grow with what arrives, not with what the prefix announces: a
+         * 5-byte prefix must not buy 16 MiB. */
+        size_t cap = r->cap ? r->cap * 2 : 4096;
+        if (cap < r->have + n)
+            cap = r->have + n;
+        if (cap > r->len)
+            cap = r->len;
+        uint8_t *b = realloc(r->buf, cap);
+        if (!b)
+            return -ENOMEM;
+        r->buf = b;
+        r->cap = cap;
+    }
     if (n)
         memcpy(r->buf + r->have, data + off, n);
     r->have += n;
@@ -53,6 +62,7 @@ uint8_t *cric_grpc_reader_take(struct cric_grpc_reader *r, size_t *len)
     uint8_t *b = r->buf;
     *len = r->len;
     r->buf = NULL;
+    r->cap = 0;
     r->hdr_len = 0;
     r->len = r->have = 0;
     r->compressed = false;
@@ -67,6 +77,7 @@ void cric_grpc_reader_free(struct cric_grpc_reader *r)
 {
     free(r->buf);
     r->buf = NULL;
+    r->cap = 0;
     r->hdr_len = 0;
     r->len = r->have = 0;
 }

@@ -20,7 +20,8 @@ struct cric_grpc_reader {
     size_t max;
     uint8_t hdr[CRIC_GRPC_PREFIX_LEN];
     size_t hdr_len;   /* prefix bytes seen of the current message */
-    uint8_t *buf;     /* body being collected (owned) */
+    uint8_t *buf;     /* body being collected (owned), grown as it arrives */
+    size_t cap;       /* allocated size of buf */
     size_t len;       /* body length announced by the prefix */
     size_t have;      /* body bytes collected */
     bool compressed;  /* flag byte of the current message */

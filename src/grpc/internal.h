@@ -10,6 +10,8 @@
 
 /* Per-call limit on request header bytes (names + values). */
 #define CRIC__GRPC_MAX_HEADER_BYTES (64 * 1024)
+/* Per-connection limit on buffered request bytes: 4 x max_recv, at least 64 MiB. */
+#define CRIC__GRPC_CONN_BUDGET(max_recv) ((max_recv) * 4 > (64u << 20) ? (max_recv) * 4 : (64u << 20))
 /* Per-call limit on queued, not yet sent, streaming output. */
 #define CRIC__GRPC_MAX_QUEUED (64u * 1024 * 1024)
 
@@ -38,6 +40,7 @@ struct cric_server {
     void *shutdown_data;
     bool shutdown_done;
     unsigned pending_closes; /* handles (listener, grace timer) still closing */
+    bool free_requested;     /* cric_server_free while handles were closing */
 };
 
 struct cric__conn {
@@ -52,7 +55,8 @@ struct cric__conn {
     bool in_recv;    /* inside nghttp2_session_mem_recv: no send, no close */
     bool want_close; /* close requested while in_recv */
     struct cric_call *calls; /* live calls bound to a stream, doubly linked */
-    char rbuf[65536];
+    size_t in_bytes;         /* request bytes buffered by all its calls */
+    char rbuf[16384];
 };
 
 struct cric_call {
@@ -66,6 +70,7 @@ struct cric_call {
     uv_timer_t timer;
     bool timer_init;
     size_t header_bytes;
+    size_t in_counted;        /* this call's share of conn->in_bytes */
     bool content_type_ok, bad_encoding, bad_timeout, is_post, accept_identity;
     uint64_t timeout_ms;
     bool has_timeout;

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,8 @@ static int clear_stale_socket(const char *path, cric_error **err)
     return 0;
 }
 
+static void on_handle_closed(uv_handle_t *h);
+
 int cric_server_start(cric_server *s, cric_error **err)
 {
     int r;
@@ -131,35 +134,43 @@ int cric_server_start(cric_server *s, cric_error **err)
         return r;
     /* A peer that hangs up while we write must cost an EPIPE, not the process. */
     signal(SIGPIPE, SIG_IGN);
+    /* Bind and listen on a temporary name, then rename: the socket appears
+     * only once it accepts, so "the file exists" means "ready". */
+    _cleanup_free_ char *tmp = NULL;
+    if (asprintf(&tmp, "%s.%d.tmp", path, (int)getpid()) < 0)
+        return cric_error_new(err, -ENOMEM, "out of memory");
+    unlink(tmp);
     r = uv_pipe_init(s->loop, &s->listener, 0);
     if (r < 0)
         return cric_error_new(err, r, "listen on '%s': %s", path, uv_strerror(r));
     s->listener.data = s;
-    s->listening = true;
-    r = uv_pipe_bind(&s->listener, path);
+    r = uv_pipe_bind(&s->listener, tmp);
     if (r < 0) {
-        cric_error_new(err, r, "bind '%s': %s", path, uv_strerror(r));
+        cric_error_new(err, r, "bind '%s': %s", tmp, uv_strerror(r));
         goto fail;
     }
-    if (chmod(path, 0660) < 0) {
-        r = cric_error_sys(err, -errno, "chmod '%s'", path);
+    if (chmod(tmp, 0660) < 0) {
+        r = cric_error_sys(err, -errno, "chmod '%s'", tmp);
         goto fail_unlink;
     }
-    r = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+    r = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
     if (r < 0) {
         cric_error_new(err, r, "listen on '%s': %s", path, uv_strerror(r));
         goto fail_unlink;
     }
+    if (rename(tmp, path) < 0) {
+        r = cric_error_sys(err, -errno, "rename '%s' to '%s'", tmp, path);
+        goto fail_unlink;
+    }
+    s->listening = true;
     return 0;
 fail_unlink:
-    unlink(path);
+    unlink(tmp);
 fail:
-    s->listening = false;
-    uv_close((uv_handle_t *)&s->listener, NULL);
+    s->pending_closes++;
+    uv_close((uv_handle_t *)&s->listener, on_handle_closed);
     return r;
 }
-
-static void on_handle_closed(uv_handle_t *h);
 
 static void maybe_done(cric_server *s)
 {
@@ -176,14 +187,37 @@ static void maybe_done(cric_server *s)
         s->shutdown_cb(s->shutdown_data);
 }
 
+static void server_free_now(cric_server *s)
+{
+    for (size_t i = 0; i < s->n_methods; i++)
+        free(s->methods[i].path);
+    free(s->methods);
+    free(s->socket_path);
+    free(s);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     cric_server *s = h->data;
     s->pending_closes--;
+    if (s->free_requested) {
+        if (!s->pending_closes)
+            server_free_now(s);
+        return;
+    }
     maybe_done(s);
 }
 
-void cric__server_conn_gone(cric_server *s) { maybe_done(s); }
+void cric__server_conn_gone(cric_server *s)
+{
+#ifdef __GLIBC__
+    /* The last client left: hand the burst's memory back to the system, so
+     * an idle daemon stays small (glibc keeps freed heap otherwise). */
+    if (!s->conns)
+        malloc_trim(0);
+#endif
+    maybe_done(s);
+}
 
 static void on_grace(uv_timer_t *t)
 {
@@ -224,9 +258,10 @@ void cric_server_free(cric_server *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->n_methods; i++)
-        free(s->methods[i].path);
-    free(s->methods);
-    free(s->socket_path);
-    free(s);
+    if (s->pending_closes) {
+        /* A failed start is still closing its listener: finish in its callback. */
+        s->free_requested = true;
+        return;
+    }
+    server_free_now(s);
 }

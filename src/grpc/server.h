@@ -68,7 +68,9 @@ int cric_server_start(cric_server *s, cric_error **err);
 /** Stops accepting; calls cb once every in-flight call has been answered and
  * every connection closed (or after the grace period).  Removes the socket. */
 void cric_server_shutdown(cric_server *s, uint64_t grace_ms, void (*cb)(void *), void *data);
-/** Frees the server after shutdown completed. */
+/** Frees the server after shutdown completed (or after a failed or no
+ * start).  Handles still closing are finished by the loop: keep running it
+ * until it returns before uv_loop_close(). */
 void cric_server_free(cric_server *s);
 
 /** The method path of the call ("/runtime.v1.ImageService/PullImage"). */

@@ -288,3 +288,31 @@ int cric_json_gen(void *gen, const cric_json *j)
     }
     return st ? -EINVAL : 0;
 }
+
+void cric_json_tidy(char *s)
+{
+    char *o = s;
+    bool in_str = false;
+    for (const char *p = s; *p; p++) {
+        *o++ = *p;
+        if (in_str) {
+            if (*p == '\\' && p[1])
+                *o++ = *++p;
+            else if (*p == '"')
+                in_str = false;
+            continue;
+        }
+        if (*p == '"') {
+            in_str = true;
+        } else if (*p == '[' || *p == '{') {
+            const char *q = p + 1;
+            while (*q == ' ' || *q == '\n' || *q == '\t' || *q == '\r')
+                q++;
+            if (*q == (*p == '[' ? ']' : '}')) {
+                *o++ = *q;
+                p = q;
+            }
+        }
+    }
+    *o = 0;
+}

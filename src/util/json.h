@@ -41,6 +41,9 @@ const cric_json *cric_json_get(const cric_json *obj, const char *key);
 /** Writes the tree into an open yajl generator (yajl_gen, passed as void *
  * so this header needs no yajl).  Returns 0 or -EINVAL. */
 int cric_json_gen(void *yajl_gen, const cric_json *j);
+/** Rewrites, in place, the empty containers yajl's beautifier prints over
+ * several lines ("[\n\n  ]") as "[]" and "{}". */
+void cric_json_tidy(char *s);
 /** "string", "number", ... for error messages. */
 const char *cric_json_type_name(enum cric_json_type t);
 

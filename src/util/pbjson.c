@@ -274,6 +274,8 @@ int cric_pbjson_encode(const ProtobufCMessage *msg, bool pretty, char **out, cri
         r = cric_error_new(err, -EINVAL, "cannot render %s as JSON", msg->descriptor->name);
     else if (!(*out = strndup((const char *)buf, len)))
         r = cric_error_new(err, -ENOMEM, "out of memory");
+    else if (pretty)
+        cric_json_tidy(*out);
     yajl_gen_free(g);
     return r;
 }

@@ -63,5 +63,31 @@ def test_endpoint_from_env_and_errors():
     assert p.returncode == 2 and "soon" in p.stderr, p
 
 
+def test_grpc_error_reported():
+    """A server without Status (the transport test server): the gRPC status name and message."""
+    import tempfile
+    import time
+    srv = os.path.join(harness.BUILDDIR, "t", "grpc_testsrv")
+    if not os.path.exists(srv):
+        raise harness.SkipTest("t/grpc_testsrv not built")
+    tmp = tempfile.mkdtemp(prefix="cric-ctl-")
+    sock = os.path.join(tmp, "s.sock")
+    proc = subprocess.Popen([srv, sock], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while not harness.connectable(sock):
+            assert proc.poll() is None and time.time() < deadline, "test server did not start"
+            time.sleep(0.02)
+        p = subprocess.run([CRICCTL, "-r", "unix://" + sock, "info"], capture_output=True, text=True)
+        assert p.returncode == 1, p
+        assert p.stderr.startswith("cricctl: UNIMPLEMENTED: "), p.stderr
+        assert "Status" in p.stderr, p.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    run_tests([test_version, test_info, test_endpoint_from_env_and_errors])
+    run_tests([test_version, test_info, test_endpoint_from_env_and_errors, test_grpc_error_reported])

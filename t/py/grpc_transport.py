@@ -331,10 +331,159 @@ def test_graceful_shutdown():
         shutil.rmtree(srv.dir, ignore_errors=True)
 
 
+class RawH2:
+    """A hand-driven HTTP/2 client (python3-h2) to check the wire format and
+    misbehave in ways grpcio never does."""
+
+    def __init__(self, sock_path, window=None):
+        import h2.config
+        import h2.connection
+        import h2.events
+        self.ev = h2.events
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(20)
+        self.s.connect(sock_path)
+        self.c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.c.initiate_connection()
+        if window is not None:
+            self.c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        self.flush()
+        self.streams = {}
+
+    def flush(self):
+        self.s.sendall(self.c.data_to_send())
+
+    def request(self, path, body=b"", headers=(), end=True, prefix=True):
+        sid = self.c.get_next_available_stream_id()
+        hdrs = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "x"),
+                ("content-type", "application/grpc"), ("te", "trailers")] + list(headers)
+        self.c.send_headers(sid, hdrs, end_stream=False)
+        if prefix:
+            body = b"\0" + len(body).to_bytes(4, "big") + body
+        self.c.send_data(sid, body, end_stream=end)
+        self.flush()
+        self.streams[sid] = {"headers": None, "data": b"", "trailers": None, "ended": False, "reset": None}
+        return sid
+
+    def wait(self, sid, slow_ack=False):
+        st = self.streams[sid]
+        while not st["ended"] and st["reset"] is None:
+            d = self.s.recv(65536)
+            if not d:
+                raise AssertionError("server closed the connection")
+            for e in self.c.receive_data(d):
+                x = self.streams.get(getattr(e, "stream_id", None))
+                if x is None:
+                    continue
+                if isinstance(e, self.ev.ResponseReceived):
+                    x["headers"] = dict(e.headers)
+                    x["headers_ended"] = e.stream_ended is not None
+                elif isinstance(e, self.ev.TrailersReceived):
+                    x["trailers"] = dict(e.headers)
+                elif isinstance(e, self.ev.DataReceived):
+                    x["data"] += e.data
+                    self.c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+                elif isinstance(e, self.ev.StreamEnded):
+                    x["ended"] = True
+                elif isinstance(e, self.ev.StreamReset):
+                    x["reset"] = e.error_code
+            self.flush()
+        return st
+
+    def reset(self, sid):
+        self.c.reset_stream(sid, 8)  # CANCEL
+        self.flush()
+
+    def close(self):
+        self.s.close()
+
+
+def need_h2():
+    try:
+        import h2.connection  # noqa: F401
+    except ImportError:
+        raise harness.SkipTest("python3-h2 missing")
+
+
+def status_of(st):
+    h = st["trailers"] if st["trailers"] is not None else st["headers"]
+    return int(h["grpc-status"]), h.get("grpc-message")
+
+
+def test_wire_format():
+    need_h2()
+    import h2.settings  # noqa: F401
+    with TestSrv() as srv:
+        r = RawH2(srv.sock)
+        # a normal answer: HEADERS, DATA, trailers
+        st = r.wait(r.request(VERSION, pb.VersionRequest(version="wire").SerializeToString()))
+        assert st["headers"][":status"] == "200" and st["headers"]["content-type"] == "application/grpc", st
+        assert "grpc-status" not in st["headers"] and not st["headers_ended"], st
+        assert st["trailers"]["grpc-status"] == "0", st
+        assert st["data"][0] == 0 and int.from_bytes(st["data"][1:5], "big") == len(st["data"]) - 5
+        assert pb.VersionResponse.FromString(st["data"][5:]).version == "wire"
+        # Trailers-Only: one HEADERS frame with END_STREAM carrying the status
+        st = r.wait(r.request("/x.Y/Z", b""))
+        assert st["headers_ended"] and st["trailers"] is None and st["data"] == b"", st
+        assert st["headers"][":status"] == "200" and st["headers"]["content-type"] == "application/grpc"
+        assert status_of(st) == (12, "unknown method /x.Y/Z"), st
+        # percent-encoded grpc-message
+        st = r.wait(r.request("/cric.test/Fail", pb.VersionRequest(version="2").SerializeToString()))
+        assert status_of(st) == (5, "failed on purpose: %C3%A9t%C3%A9 100%25 \"quoted\"%0Aline"), st
+        # unsupported encoding, compressed flag
+        st = r.wait(r.request(VERSION, b"", headers=[("grpc-encoding", "gzip")]))
+        assert status_of(st)[0] == 12 and st["headers"]["grpc-accept-encoding"] == "identity", st
+        st = r.wait(r.request(VERSION, b"\x01\0\0\0\x02\x0a\x00", prefix=False))
+        assert status_of(st)[0] == 12, st
+        # malformed timeout, truncated message, two messages, missing message
+        st = r.wait(r.request(VERSION, b"", headers=[("grpc-timeout", "10x")]))
+        assert status_of(st)[0] == 3, st
+        st = r.wait(r.request(VERSION, b"\0\0\0\0\x09\x0a", prefix=False))
+        assert status_of(st) == (3, "truncated request message"), st
+        st = r.wait(r.request(VERSION, b"\0\0\0\0\0\0\0\0\0\0", prefix=False))
+        assert status_of(st) == (3, "more than one request message for a unary method"), st
+        st = r.wait(r.request(VERSION, b"", prefix=False))
+        assert status_of(st) == (3, "missing request message"), st
+        # a huge header resets just that stream
+        sid = r.request(VERSION, b"", headers=[("x-big", "a" * 70000)])
+        st = r.wait(sid)
+        assert st["reset"] is not None and st["headers"] is None, st
+        # server streaming on the wire: HEADERS, DATA..., trailers
+        st = r.wait(r.request("/runtime.v1.RuntimeService/GetContainerEvents", b""))
+        assert st["trailers"]["grpc-status"] == "0" and st["data"].count(b"\0\0\0\0") >= 100, st["trailers"]
+        # the connection survived all of that
+        st = r.wait(r.request(VERSION, pb.VersionRequest(version="end").SerializeToString()))
+        assert status_of(st)[0] == 0
+        r.close()
+
+
+def test_flow_control_and_rst():
+    need_h2()
+    import h2.settings  # noqa: F401
+    with TestSrv() as srv:
+        # a tiny window: the 2 MiB answer must come in window-sized pieces
+        r = RawH2(srv.sock, window=1024)
+        st = r.wait(r.request("/runtime.v1.ImageService/ListImages", b""))
+        assert st["trailers"]["grpc-status"] == "0", st["trailers"]
+        assert len(pb.ListImagesResponse.FromString(st["data"][5:]).images) == 20000
+        # RST_STREAM mid-call: the handler sees the call cancelled; the connection lives on
+        ch = srv.channel()
+        before = int(stats(ch)["cancelled"])
+        sid = r.request("/cric.test/Slow", pb.VersionRequest(version="200").SerializeToString())
+        r.reset(sid)
+        wait_for(lambda: int(stats(ch)["cancelled"]) == before + 1, "the reset call to be seen cancelled")
+        sid = r.request(VERSION, pb.VersionRequest(version="after-rst").SerializeToString())
+        assert status_of(r.wait(sid))[0] == 0
+        # a partial request on a stream the client abandons, then the client leaves
+        r.request(VERSION, b"\0\0\0\0\x50\x0a", prefix=False, end=False)
+        r.close()
+        assert version(ch, "fine").version == "fine"
+
+
 if __name__ == "__main__":
     if not os.path.exists(TESTSRV):
         print("SKIP: %s not built" % TESTSRV)
         sys.exit(harness.SKIP)
     harness.run_tests([test_unary_and_socket, test_status_codes, test_deadline_and_cancel, test_burst,
                        test_sizes_and_streaming, test_garbage_and_half_close, test_socket_takeover,
-                       test_graceful_shutdown])
+                       test_graceful_shutdown, test_wire_format, test_flow_control_and_rst])

@@ -53,6 +53,19 @@ def unmount_under(path):
         subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
 
 
+def connectable(path):
+    """Whether something accepts connections on the unix socket path."""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 class Daemon:
     """A cricd with its own root, state dir and socket under a temp dir."""
 
@@ -89,7 +102,7 @@ class Daemon:
         with open(self.config_path, "w") as f:
             f.write(text)
 
-    def wait_log(self, text, timeout=10):
+    def wait_log(self, text, timeout=30):
         """Waits until text appears in the daemon's log; returns the log."""
         deadline = time.time() + timeout
         while True:
@@ -108,14 +121,19 @@ class Daemon:
         self.proc = subprocess.Popen(self.cmdline(), stdout=logf, stderr=logf, env=env)
         logf.close()
         if wait:
-            deadline = time.time() + 20
-            while not os.path.exists(self.sock):
+            # The socket file appears at bind(), before listen(): wait until a
+            # connect succeeds.
+            deadline = time.time() + 30
+            while not self._connectable():
                 if self.proc.poll() is not None:
                     raise RuntimeError("cricd exited %d:\n%s" % (self.proc.returncode, self.logtext()))
                 if time.time() > deadline:
                     raise RuntimeError("cricd did not listen:\n" + self.logtext())
                 time.sleep(0.02)
         return self
+
+    def _connectable(self):
+        return connectable(self.sock)
 
     def logtext(self):
         try:
@@ -156,7 +174,15 @@ class Daemon:
     def __exit__(self, *exc):
         if exc[0] is not None:
             sys.stderr.write("--- cricd log ---\n" + self.logtext()[-20000:] + "\n")
+            self.cleanup()
+            return False
+        # A test that passed still fails if cricd does not stop cleanly: exit
+        # code 0 also means no sanitizer report (leaks, open handles).
+        rc = self.stop()
+        log = self.logtext()
         self.cleanup()
+        if rc not in (0, None):
+            raise AssertionError("cricd exited %d on SIGTERM:\n%s" % (rc, log[-20000:]))
         return False
 
 
