@@ -66,6 +66,7 @@ static void client_close(struct cshim_srv *s, struct cshim_client *c)
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     free(c->out);
+    free(c->in);
     memset(c, 0, sizeof(*c));
     c->fd = -1;
 }
@@ -86,6 +87,12 @@ void cshim_srv_accept(struct cshim_srv *s, int listen_fd, bool attach)
         }
         struct cshim_client *c = &s->clients[i];
         memset(c, 0, sizeof(*c));
+        c->in = malloc(CSHIM_CLIENT_IN);
+        if (!c->in) {
+            close(fd);
+            c->fd = -1;
+            continue;
+        }
         c->fd = fd;
         c->attach = attach;
         ep_set(s, EPOLL_CTL_ADD, fd, EPOLLIN, CSHIM_TAG(CSHIM_EV_CLIENT, i));
@@ -310,7 +317,7 @@ void cshim_srv_client_event(struct cshim_srv *s, int idx, uint32_t events)
         }
     }
     if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->paused) {
-        ssize_t n = read(c->fd, c->in, sizeof(c->in));
+        ssize_t n = read(c->fd, c->in, CSHIM_CLIENT_IN);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
             client_close(s, c);
             return;

@@ -16,6 +16,7 @@
 /* Attach clients at once, and the output each may lag behind before it is cut. */
 #define CSHIM_CLIENTS_MAX 16
 #define CSHIM_CLIENT_BACKLOG (1024 * 1024)
+#define CSHIM_CLIENT_IN 4096
 
 /* ---------------------------------------------------------------- util.c */
 /** Warning to stderr (shim.log), prefixed with a timestamp. */
@@ -67,7 +68,7 @@ struct cshim_client {
     uint32_t remaining; /* payload bytes of the current frame still to come */
     unsigned char small[4];
     size_t small_len;
-    char in[4096];
+    char *in;           /* CSHIM_CLIENT_IN bytes, malloc'd on accept */
     size_t in_off, in_len;
     char *out;          /* pending output (malloc'd, bounded by CSHIM_CLIENT_BACKLOG) */
     size_t out_len, out_cap;

@@ -27,6 +27,7 @@
 /* After the container exits, output still in flight gets this long to arrive. */
 #define DRAIN_MS 5000
 #define CREATE_TIMEOUT_MS 120000
+#define CSHIM_PIPE_SIZE (1024 * 1024)
 
 static void usage(FILE *f)
 {
@@ -207,6 +208,10 @@ static pid_t create_container(struct shim *s, int sync_fd)
         _exit(127);
     }
     if (!a->terminal) {
+        /* A bigger pipe means fewer wake-ups for a chatty container; best effort
+         * (it is capped by /proc/sys/fs/pipe-max-size for unprivileged users). */
+        fcntl(out[0], F_SETPIPE_SZ, CSHIM_PIPE_SIZE);
+        fcntl(err[0], F_SETPIPE_SZ, CSHIM_PIPE_SIZE);
         close(out[1]);
         close(err[1]);
         if (in[0] >= 0)
@@ -370,6 +375,41 @@ static int serve(struct shim *s)
     return 0;
 }
 
+/* Everything after setup: create, report, serve.  Returns main's exit code. */
+static int shim_run(struct shim *s, int sync_fd)
+{
+    int r;
+    if (s->a.log_path) {
+        r = cshim_logw_open(&s->logw, s->a.log_path, s->a.log_size_max);
+        if (r < 0) {
+            sync_report(sync_fd, "error open log '%s': %s", s->a.log_path, strerror(-r));
+            return 1;
+        }
+    }
+    s->container = create_container(s, sync_fd);
+    if (s->container <= 0)
+        return 1;
+    r = cshim_srv_listen(&s->srv, s->a.state_dir);
+    if (r < 0) {
+        sync_report(sync_fd, "error attach sockets in '%s': %s", s->a.state_dir, strerror(-r));
+        kill(s->container, SIGKILL);
+        return 1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = CSHIM_TAG(CSHIM_EV_SIGNAL, 0)};
+    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev);
+    for (int i = 0; i < 2; i++) {
+        if (s->out_fd[i] < 0)
+            continue;
+        ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = CSHIM_TAG(CSHIM_EV_OUTPUT, i)};
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->out_fd[i], &ev);
+    }
+    cshim_oom_init(&s->oom, s->container);
+    sync_report(sync_fd, "ok %d\n", (int)s->container);
+    if (sync_fd >= 0)
+        close(sync_fd);
+    return serve(s);
+}
+
 int main(int argc, char **argv)
 {
     struct shim s;
@@ -442,36 +482,9 @@ int main(int argc, char **argv)
         s.line[i]->stream = i + 1;
         s.line[i]->len = 0;
     }
-    if (s.a.log_path) {
-        int r = cshim_logw_open(&s.logw, s.a.log_path, s.a.log_size_max);
-        if (r < 0) {
-            sync_report(sync_fd, "error open log '%s': %s", s.a.log_path, strerror(-r));
-            return 1;
-        }
-    }
-    s.container = create_container(&s, sync_fd);
-    if (s.container <= 0)
-        return 1;
-    int r = cshim_srv_listen(&s.srv, s.a.state_dir);
-    if (r < 0) {
-        sync_report(sync_fd, "error attach sockets in '%s': %s", s.a.state_dir, strerror(-r));
-        kill(s.container, SIGKILL);
-        return 1;
-    }
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = CSHIM_TAG(CSHIM_EV_SIGNAL, 0)};
-    epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.sigfd, &ev);
-    for (int i = 0; i < 2; i++) {
-        if (s.out_fd[i] < 0)
-            continue;
-        ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = CSHIM_TAG(CSHIM_EV_OUTPUT, i)};
-        epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.out_fd[i], &ev);
-    }
-    cshim_oom_init(&s.oom, s.container);
-    sync_report(sync_fd, "ok %d\n", (int)s.container);
-    if (sync_fd >= 0)
-        close(sync_fd);
-    r = serve(&s);
+    int rc = shim_run(&s, sync_fd);
+    cshim_logw_close(&s.logw);
     free(s.line[0]);
     free(s.line[1]);
-    return r;
+    return rc;
 }

@@ -14,6 +14,16 @@
 
 #define EXEC_OUTPUT_DEFAULT (16u << 20)
 
+static char *memdup0(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
 struct exec_req {
     cric_shim_exec_cb cb;
     void *data;
@@ -42,9 +52,9 @@ static void exec_done(int status, struct cric__capture cap[3], void *data)
         res.timed_out = to;
         res.out_truncated = ot;
         res.err_truncated = et;
-        res.out = strndup(nl + 1, ol);
+        res.out = memdup0(nl + 1, ol);
         res.out_len = ol;
-        res.err = strndup(nl + 1 + ol, el);
+        res.err = memdup0(nl + 1 + ol, el);
         res.err_len = el;
         if (!res.out || !res.err)
             cric_error_sys(&e, -ENOMEM, "exec in container '%s'", x->id);
