@@ -21,6 +21,7 @@ static const struct cricd_module {
     void (*fini)(cricd *d);
 } modules[] = {
     { "runtime", cri_runtime_init, cri_runtime_fini },
+    { "image", cri_image_init, cri_image_fini },
     { "sandbox", cri_sandbox_init, cri_sandbox_fini },
     { "container", cri_container_init, cri_container_fini },
 };

@@ -18,6 +18,11 @@
 int cri_runtime_init(cricd *d, cric_error **err);
 void cri_runtime_fini(cricd *d);
 
+/** ImageService: PullImage, ListImages, ImageStatus, RemoveImage, ImageFsInfo
+ * (src/image/cri_image.c; the store for other modules: image/cri_image.h). */
+int cri_image_init(cricd *d, cric_error **err);
+void cri_image_fini(cricd *d);
+
 /** The pod CIDR kubelet last sent with UpdateRuntimeConfig ("" if none yet).
  * Owned by the runtime module; valid until the next UpdateRuntimeConfig. */
 const char *cri_runtime_pod_cidr(const cricd *d);

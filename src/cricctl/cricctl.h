@@ -67,5 +67,10 @@ int cricctl_parse_duration(const char *s, uint64_t *ms);
 /* Commands (one line each in commands.c). */
 int cricctl_cmd_version(struct cricctl *ctl, int argc, char **argv);
 int cricctl_cmd_info(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_pull(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_images(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_inspecti(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_rmi(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_imagefsinfo(struct cricctl *ctl, int argc, char **argv);
 
 #endif

@@ -116,6 +116,11 @@ static int move_to_trash(struct cric_image_store *s, const char *path, cric_erro
     return 0;
 }
 
+int cric_image_store_discard(struct cric_image_store *s, const char *path, cric_error **err)
+{
+    return move_to_trash(s, path, err);
+}
+
 static bool layer_referenced(struct cric_image_store *s, const char *chain_id)
 {
     for (size_t i = 0; i < s->n_images; i++)

@@ -109,6 +109,8 @@ const char *cric_image_store_tmp_dir(struct cric_image_store *s);
  * to the trash). */
 int cric_image_store_add_layer(struct cric_image_store *s, const char *chain_id, const char *tmp_dir,
                                cric_error **err);
+/** Moves a temporary path (of a failed unpack) into the trash. */
+int cric_image_store_discard(struct cric_image_store *s, const char *path, cric_error **err);
 /** Stores a verified blob (config or manifest) under its digest. */
 int cric_image_store_put_blob(struct cric_image_store *s, const char *digest, const void *data, size_t len,
                               cric_error **err);

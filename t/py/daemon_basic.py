@@ -109,7 +109,7 @@ def test_unimplemented_methods():
     with Daemon() as d:
         c = d.client()
         for svc, method, req in [("RuntimeService", "Attach", pb.AttachRequest(container_id="x")),
-                                 ("ImageService", "ListImages", pb.ListImagesRequest())]:
+                                 ("ImageService", "StreamImages", pb.StreamImagesRequest())]:
             try:
                 c.call(svc, method, req)
                 raise AssertionError("%s answered" % method)

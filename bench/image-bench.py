@@ -1,0 +1,162 @@
+#!/usr/bin/python3
+"""Pull + unpack of a ~100 MB multi-layer image from a local docker-registry:
+cricd vs Debian's containerd (CRI plugin), both driven by cricctl.  Prints
+MB/s (of compressed blobs) and the daemon's peak RSS (VmHWM).  Asserts
+nothing.  Usage: image-bench.py BUILDDIR SRCDIR [MB]"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILDDIR, SRCDIR = sys.argv[1], sys.argv[2]
+TARGET_MB = int(sys.argv[3]) if len(sys.argv) > 3 else 100
+sys.path.insert(0, os.path.join(SRCDIR, "t", "registry"))
+import cricreg  # noqa: E402
+
+
+def build_image():
+    """Layers of real files from /usr (compressible like real images)."""
+    files = []
+    for top in ("/usr/lib/x86_64-linux-gnu", "/usr/share", "/usr/lib", "/usr/bin"):
+        for d, _, names in os.walk(top):
+            for n in names:
+                p = os.path.join(d, n)
+                if os.path.isfile(p) and not os.path.islink(p):
+                    files.append(p)
+    layers, total, tb, cur = [], 0, cricreg.TarBuilder(), 0
+    per_layer = TARGET_MB * 1000000 // 5
+    seen = set()
+    for p in files:
+        if total >= TARGET_MB * 1000000:
+            break
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open(p, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        tb.file(p.lstrip("/").replace("/", "_")[:200], data)
+        cur += len(data)
+        total += len(data)
+        if cur >= per_layer:
+            layers.append(cricreg.Layer(tb.bytes()))
+            tb, cur = cricreg.TarBuilder(), 0
+    if cur:
+        layers.append(cricreg.Layer(tb.bytes()))
+    return cricreg.Image(layers)
+
+
+def peak_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def wait_sock(path, proc, what):
+    deadline = time.time() + 30
+    while not os.path.exists(path):
+        if proc.poll() is not None or time.time() > deadline:
+            raise RuntimeError(what + " did not start")
+        time.sleep(0.05)
+
+
+def pull(sock, ref):
+    t = time.time()
+    p = subprocess.run([os.path.join(BUILDDIR, "cricctl"), "--endpoint", "unix://" + sock, "--timeout", "600s",
+                        "pull", ref], capture_output=True, text=True)
+    return time.time() - t, p
+
+
+def bench_cricd(reg, ref, blob_mb):
+    d = tempfile.mkdtemp(prefix="cric-bench-")
+    try:
+        conf = os.path.join(d, "cricd.conf")
+        with open(conf, "w") as f:
+            json.dump({"images": {"registries": [{"host": reg.host, "insecure": True}]}}, f)
+        sock = os.path.join(d, "cricd.sock")
+        proc = subprocess.Popen([os.path.join(BUILDDIR, "cricd"), "--config", conf, "--listen", sock, "--root",
+                                 os.path.join(d, "root"), "--state", os.path.join(d, "state"), "--log-level",
+                                 "error"])
+        try:
+            wait_sock(sock, proc, "cricd")
+            idle = peak_rss_kib(proc.pid)
+            secs, p = pull(sock, ref)
+            if p.returncode:
+                print("cricd: pull failed: " + p.stderr.strip())
+                return
+            print("cricd:      %6.2f s  %7.1f MB/s  peak RSS %6.1f MiB (idle %.1f MiB)"
+                  % (secs, blob_mb / secs, peak_rss_kib(proc.pid) / 1024, idle / 1024))
+        finally:
+            proc.terminate()
+            proc.wait()
+    finally:
+        subprocess.run(["umount", "-R", d], stderr=subprocess.DEVNULL)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def bench_containerd(reg, ref, blob_mb):
+    if not shutil.which("containerd"):
+        subprocess.run(["apt-get", "install", "-y", "-q", "containerd"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    if not shutil.which("containerd"):
+        print("containerd: not installable, comparison skipped")
+        return
+    d = tempfile.mkdtemp(prefix="ctrd-bench-")
+    sock = os.path.join(d, "containerd.sock")
+    conf = os.path.join(d, "config.toml")
+    with open(conf, "w") as f:
+        f.write('version = 2\nroot = "%s/root"\nstate = "%s/state"\n[grpc]\n  address = "%s"\n'
+                '[ttrpc]\n  address = "%s/ttrpc.sock"\n[debug]\n  level = "error"\n'
+                '[plugins."io.containerd.grpc.v1.cri".registry.mirrors."%s"]\n  endpoint = ["http://%s"]\n'
+                % (d, d, sock, d, reg.host, reg.host))
+    log = open(os.path.join(d, "log"), "wb")
+    proc = subprocess.Popen(["containerd", "--config", conf], stdout=log, stderr=log)
+    try:
+        wait_sock(sock, proc, "containerd")
+        time.sleep(1)  # CRI plugin comes up after the socket
+        idle = peak_rss_kib(proc.pid)
+        secs, p = pull(sock, ref)
+        if p.returncode:
+            print("containerd: pull failed, comparison skipped: " + p.stderr.strip()[:300])
+            return
+        print("containerd: %6.2f s  %7.1f MB/s  peak RSS %6.1f MiB (idle %.1f MiB)"
+              % (secs, blob_mb / secs, peak_rss_kib(proc.pid) / 1024, idle / 1024))
+    except RuntimeError as e:
+        print("containerd: %s, comparison skipped" % e)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        subprocess.run(["umount", "-R", d], stderr=subprocess.DEVNULL)
+        for dp, _, _ in os.walk(d):
+            pass
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def main():
+    if not cricreg.have_registry():
+        print("docker-registry missing (apt-get install docker-registry)")
+        return
+    img = build_image()
+    blob_mb = sum(len(l.blob) for l in img.layers) / 1e6
+    tar_mb = sum(len(l.tar) for l in img.layers) / 1e6
+    with cricreg.Registry() as reg:
+        ref = reg.push_image("bench:latest", img)[0]
+        print("image: %d layers, %.1f MB compressed, %.1f MB unpacked" % (len(img.layers), blob_mb, tar_mb))
+        bench_cricd(reg, ref, blob_mb)
+        bench_containerd(reg, ref, blob_mb)
+
+
+if __name__ == "__main__":
+    main()

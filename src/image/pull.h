@@ -1,0 +1,44 @@
+/* Pulling images from registries (OCI distribution API) into the store, on
+ * the daemon's loop: manifests and blobs through the libcurl-multi client,
+ * digests checked while bytes stream in, layers unpacked on the thread pool.
+ * Two pulls of the same reference with the same credentials share one. */
+#ifndef CRIC_IMAGE_PULL_H
+#define CRIC_IMAGE_PULL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "image/store.h"
+#include "util/err.h"
+
+struct cric_puller;
+
+/** Credentials of one pull (CRI AuthConfig).  Never logged, never stored. */
+struct cric_pull_auth {
+    const char *username;
+    const char *password;
+    const char *auth;            /* base64 "user:password" */
+    const char *registry_token;  /* a bearer token for the registry */
+};
+
+/** Called once per waiter.  img is borrowed (valid during the call) and NULL
+ * on failure, when err names the cause. */
+typedef void (*cric_pull_cb)(void *data, const struct cric_image *img, const cric_error *err);
+/** Optional progress: layer digest, bytes so far, total bytes. */
+typedef void (*cric_pull_progress_cb)(void *data, const char *digest, uint64_t bytes, uint64_t total);
+
+/** cfg (images.* keys) must outlive the puller. */
+int cric_puller_new(uv_loop_t *loop, struct cric_image_store *store, const struct cric_config *cfg,
+                    struct cric_puller **out, cric_error **err);
+/** Fails every pull in flight (their callbacks run with an error now), then
+ * frees the puller once its handles and thread-pool jobs are done: keep
+ * running the loop. */
+void cric_puller_close(struct cric_puller *p);
+
+/** Starts pulling ref.  -EINVAL (with err) for an invalid reference; else cb
+ * is called exactly once, later, from the loop. */
+int cric_puller_pull(struct cric_puller *p, const char *ref, const struct cric_pull_auth *auth, cric_pull_cb cb,
+                     cric_pull_progress_cb progress, void *data, cric_error **err);
+
+#endif

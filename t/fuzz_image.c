@@ -1,0 +1,133 @@
+/* Fuzz targets for image input: manifest / index / image-config JSON
+ * (FUZZ_MANIFEST) and tar layers (FUZZ_TAR, unpacked into a temp dir).
+ * Built with libFuzzer under --with-fuzzer; always built as replay programs
+ * that run every file of the committed corpus (t/fuzz/manifest/, t/fuzz/tar/)
+ * or the files/dirs given as arguments. */
+#include "config.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image/manifest.h"
+#include "image/store.h"
+#include "image/unpack.h"
+#include "util/fs.h"
+
+#ifdef FUZZ_MANIFEST
+#define NAME "fuzz_image_manifest"
+#define CORPUS "t/fuzz/manifest"
+#else
+#define NAME "fuzz_image_tar"
+#define CORPUS "t/fuzz/tar"
+#endif
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+#ifdef FUZZ_MANIFEST
+    struct cric_manifest *m = NULL;
+    cric_error *err = NULL;
+    if (cric_manifest_parse((const char *)data, size, NULL, &m, &err) == 0) {
+        if (m->kind == CRIC_MANIFEST_INDEX)
+            cric_manifest_choose(m, "linux", "amd64", NULL, NULL);
+        cric_manifest_free(m);
+    } else if (!err || !err->msg[0]) {
+        abort(); /* every failure names its cause */
+    }
+    cric_error_clear(&err);
+    struct cric_image_config c;
+    char **ids = NULL;
+    if (cric_image_config_parse((const char *)data, size, &c, &ids, &err) == 0) {
+        cric_image_config_clear(&c);
+        cric_strv_free(ids);
+    }
+    cric_error_clear(&err);
+#else
+    char dir[] = "/tmp/cric-fuzz-tar-XXXXXX";
+    if (!mkdtemp(dir))
+        abort();
+    char blob[128], dest[128];
+    snprintf(blob, sizeof(blob), "%s/blob", dir);
+    snprintf(dest, sizeof(dest), "%s/layer", dir);
+    FILE *f = fopen(blob, "wb");
+    if (!f || fwrite(data, 1, size, f) != size)
+        abort();
+    fclose(f);
+    uint64_t bytes;
+    cric_error *err = NULL;
+    if (cric_layer_unpack(blob, dest, NULL, &bytes, &err) < 0 && (!err || !err->msg[0]))
+        abort();
+    cric_error_free(err);
+    /* Nothing may appear next to the layer dir but the blob. */
+    char p[160];
+    snprintf(p, sizeof(p), "%s/escaped", dir);
+    if (access(p, F_OK) == 0 || access("/tmp/escaped", F_OK) == 0)
+        abort();
+    cric_rm_rf(dir, NULL);
+#endif
+    return 0;
+}
+
+#ifndef CRIC_LIBFUZZER
+static int run_path(const char *path, unsigned *n)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        perror(path);
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        char *buf = NULL;
+        size_t len;
+        cric_error *err = NULL;
+        if (cric_read_file(path, 16 << 20, &buf, &len, &err) < 0) {
+            fprintf(stderr, NAME ": %s\n", err->msg);
+            cric_error_free(err);
+            return -1;
+        }
+        LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
+        free(buf);
+        (*n)++;
+        return 0;
+    }
+    struct dirent **ents;
+    int k = scandir(path, &ents, NULL, alphasort), r = 0;
+    if (k < 0) {
+        perror(path);
+        return -1;
+    }
+    for (int i = 0; i < k; i++) {
+        if (ents[i]->d_name[0] != '.' && r == 0) {
+            char p[4096];
+            snprintf(p, sizeof(p), "%s/%s", path, ents[i]->d_name);
+            r = run_path(p, n);
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    char def[4096];
+    const char *srcdir = getenv("CRIC_SRCDIR");
+    snprintf(def, sizeof(def), "%s/" CORPUS, srcdir ? srcdir : ".");
+    unsigned n = 0;
+    int r = 0;
+    if (argc < 2)
+        r = run_path(def, &n);
+    for (int i = 1; i < argc && r == 0; i++)
+        r = run_path(argv[i], &n);
+    if (r == 0 && n == 0) {
+        fprintf(stderr, NAME ": empty corpus\n");
+        return 1;
+    }
+    printf(NAME ": %u inputs replayed\n", n);
+    return r < 0 ? 1 : 0;
+}
+#endif
