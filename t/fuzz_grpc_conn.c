@@ -39,6 +39,34 @@ static void events(cric_call *call, const ProtobufCMessage *req, void *ctx)
     cric_call_finish(call, GRPC_OK, NULL);
 }
 
+/* Answers on the next loop iteration: exercises answers after the stream or
+ * the connection went away. */
+struct later {
+    uv_timer_t t;
+    cric_call *call;
+};
+
+static void later_closed(uv_handle_t *h) { free(h->data); }
+
+static void later_fire(uv_timer_t *t)
+{
+    struct later *l = t->data;
+    Runtime__V1__VersionResponse resp = RUNTIME__V1__VERSION_RESPONSE__INIT;
+    cric_call_reply(l->call, &resp.base);
+    uv_close((uv_handle_t *)&l->t, later_closed);
+}
+
+static void later(cric_call *call, const ProtobufCMessage *req, void *ctx)
+{
+    struct later *l = calloc(1, sizeof(*l));
+    if (!l)
+        abort();
+    l->call = call;
+    uv_timer_init(&loop, &l->t);
+    l->t.data = l;
+    uv_timer_start(&l->t, later_fire, 0, 0);
+}
+
 static void setup(void)
 {
     if (srv)
@@ -51,6 +79,7 @@ static void setup(void)
                          false, version, NULL);
     cric_server_register(srv, "/runtime.v1.RuntimeService/GetContainerEvents",
                          &runtime__v1__get_events_request__descriptor, true, events, NULL);
+    cric_server_register(srv, "/cric.test/Slow", &runtime__v1__version_request__descriptor, false, later, NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -67,8 +96,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cric__conn_feed(c, data + off, n);
         off += n;
     }
+    uv_run(&loop, UV_RUN_NOWAIT); /* deferred answers, expired deadlines */
     cric__conn_free_mem(c);
-    uv_run(&loop, UV_RUN_NOWAIT); /* closes the calls' deadline timers */
+    uv_run(&loop, UV_RUN_DEFAULT); /* answers after the connection left; closes timers */
     return 0;
 }
 

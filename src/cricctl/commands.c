@@ -13,6 +13,12 @@ const struct cricctl_command cricctl_commands[] = {
     { "inspecti", cricctl_cmd_inspecti, "[-o json|yaml] IMAGE...", "show an image's status and config" },
     { "rmi", cricctl_cmd_rmi, "IMAGE...", "remove images" },
     { "imagefsinfo", cricctl_cmd_imagefsinfo, "[-o json|yaml]", "show the image store's disk usage" },
+    { "runp", cricctl_cmd_runp, "[-r HANDLER] POD-CONFIG.json", "run a pod sandbox from a crictl pod config" },
+    { "stopp", cricctl_cmd_stopp, "POD-ID...", "stop pod sandboxes (and their containers)" },
+    { "rmp", cricctl_cmd_rmp, "POD-ID...", "remove pod sandboxes" },
+    { "pods", cricctl_cmd_pods, "[--id ID] [--state ready|notready] [--label K=V]... [--name N] [-q] [-o json|yaml]",
+      "list pod sandboxes" },
+    { "inspectp", cricctl_cmd_inspectp, "[-o json|yaml] POD-ID...", "show pod sandbox status and details" },
     /* runtime / image / pod / container commands are added below by their modules */
     { "create", cricctl_cmd_create, "POD-ID CONTAINER-CONFIG.json POD-CONFIG.json", "create a container" },
     { "start", cricctl_cmd_start, "CONTAINER-ID...", "start created containers" },

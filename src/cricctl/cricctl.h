@@ -72,5 +72,10 @@ int cricctl_cmd_images(struct cricctl *ctl, int argc, char **argv);
 int cricctl_cmd_inspecti(struct cricctl *ctl, int argc, char **argv);
 int cricctl_cmd_rmi(struct cricctl *ctl, int argc, char **argv);
 int cricctl_cmd_imagefsinfo(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_runp(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_stopp(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_rmp(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_pods(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_inspectp(struct cricctl *ctl, int argc, char **argv);
 
 #endif

@@ -15,15 +15,37 @@
 
 #define RUNTIME_PATH(m) "/runtime.v1.RuntimeService/" m
 
+/* What an async handler needs back in its completion. */
+struct pending {
+    cric_call *call;
+    cricd *d;
+};
+
+static struct pending *pending_new(cric_call *call, cricd *d)
+{
+    struct pending *p = malloc(sizeof(*p));
+    if (!p) {
+        cric_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "%s: out of memory", cric_call_method(call));
+        return NULL;
+    }
+    p->call = call;
+    p->d = d;
+    return p;
+}
+
 static void on_run_done(void *data, int rc, const cric_error *err, const char *id)
 {
-    cric_call *call = data;
+    struct pending *p = data;
+    cric_call *call = p->call;
+    cricd *d = p->d;
+    free(p);
     if (rc < 0) {
         LOG_WARN("RunPodSandbox %s failed: %s", id, err ? err->msg : "?");
         cric_call_fail_error(call, err);
         return;
     }
     LOG_INFO("pod sandbox %s ready", id);
+    LOG_DEBUG("RunPodSandbox %s: %.3f ms in child processes", id, cric_sandbox_last_child_ns(d->sandboxes) / 1e6);
     Runtime__V1__RunPodSandboxResponse resp = RUNTIME__V1__RUN_POD_SANDBOX_RESPONSE__INIT;
     resp.pod_sandbox_id = (char *)id;
     cric_call_reply(call, &resp.base);
@@ -41,7 +63,11 @@ static void on_run(cric_call *call, const ProtobufCMessage *msg, void *ctx)
     cric_error *err = NULL;
     /* The pod CIDR may have changed through UpdateRuntimeConfig. */
     cric_sandbox_set_pod_cidr(d->sandboxes, cri_runtime_pod_cidr(d), NULL);
-    if (cric_sandbox_run(d->sandboxes, req->config, handler, on_run_done, call, &err) < 0) {
+    struct pending *p = pending_new(call, d);
+    if (!p)
+        return;
+    if (cric_sandbox_run(d->sandboxes, req->config, handler, on_run_done, p, &err) < 0) {
+        free(p);
         cric_call_fail_error(call, err);
         cric_error_free(err);
     }
@@ -49,7 +75,12 @@ static void on_run(cric_call *call, const ProtobufCMessage *msg, void *ctx)
 
 static void on_simple_done(void *data, int rc, const cric_error *err, const char *id)
 {
-    cric_call *call = data;
+    struct pending *p = data;
+    cric_call *call = p->call;
+    cricd *d = p->d;
+    free(p);
+    LOG_DEBUG("%s %s: %.3f ms in child processes", cric_call_method(call), id,
+              cric_sandbox_last_child_ns(d->sandboxes) / 1e6);
     if (rc < 0) {
         LOG_WARN("%s %s failed: %s", cric_call_method(call), id, err ? err->msg : "?");
         cric_call_fail_error(call, err);
@@ -72,7 +103,9 @@ static void on_stop(cric_call *call, const ProtobufCMessage *msg, void *ctx)
         cric_call_fail(call, GRPC_INVALID_ARGUMENT, "StopPodSandbox: pod_sandbox_id is empty");
         return;
     }
-    cric_sandbox_stop(d->sandboxes, req->pod_sandbox_id, on_simple_done, call);
+    struct pending *p = pending_new(call, d);
+    if (p)
+        cric_sandbox_stop(d->sandboxes, req->pod_sandbox_id, on_simple_done, p);
 }
 
 static void on_remove(cric_call *call, const ProtobufCMessage *msg, void *ctx)
@@ -83,7 +116,9 @@ static void on_remove(cric_call *call, const ProtobufCMessage *msg, void *ctx)
         cric_call_fail(call, GRPC_INVALID_ARGUMENT, "RemovePodSandbox: pod_sandbox_id is empty");
         return;
     }
-    cric_sandbox_remove(d->sandboxes, req->pod_sandbox_id, on_simple_done, call);
+    struct pending *p = pending_new(call, d);
+    if (p)
+        cric_sandbox_remove(d->sandboxes, req->pod_sandbox_id, on_simple_done, p);
 }
 
 static Runtime__V1__PodSandboxState cri_state(const struct cric_sandbox *sb)

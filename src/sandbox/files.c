@@ -26,9 +26,40 @@ static bool host_net(const struct cric_sandbox *sb)
     return sb->network_mode == RUNTIME__V1__NAMESPACE_MODE__NODE;
 }
 
+/* Pod files are rewritten whole (temp + rename, so readers never see half a
+ * file) but not fsync'ed: they are derived from the record, which is, and a
+ * pod half-created at a crash is rolled back from its record anyway. */
 static int write_str(const char *path, const char *s, cric_error **err)
 {
-    return cric_write_file_atomic(path, s, strlen(s), 0644, err);
+    _cleanup_free_ char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp", path) < 0)
+        return cric_error_sys(err, -ENOMEM, "write '%s'", path);
+    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return cric_error_sys(err, -errno, "create '%s'", tmp);
+    size_t len = strlen(s);
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, s + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = -errno;
+            unlink(tmp);
+            return cric_error_sys(err, e, "write '%s'", tmp);
+        }
+        off += (size_t)n;
+    }
+    if (rename(tmp, path) < 0) {
+        int e = -errno;
+        unlink(tmp);
+        return cric_error_sys(err, e, "rename '%s'", tmp);
+    }
+    return 0;
+}
+
+int sb__write_file(const char *path, const char *s, cric_error **err)
+{
+    return write_str(path, s, err);
 }
 
 static int copy_host_file(const char *src, const char *dst, const char *fallback, cric_error **err)

@@ -33,13 +33,19 @@ struct cric_sandbox_service {
     struct cric_sandbox **sbs;
     size_t n, cap;
     unsigned inflight;
+    uint64_t last_child_ns;
     bool closing;
     void (*close_cb)(void *);
     void *close_data;
 };
 
 /* record.c */
-int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
+/* Always atomic (temp + rename).  durable adds the fsyncs: needed when the
+ * record must survive power loss (a READY pod, so that its IP allocation is
+ * released later); the volatile namespaces die with the machine anyway, so
+ * intermediate and stopped states only need to survive a daemon crash,
+ * which the page cache does. */
+int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, bool durable, cric_error **err);
 int sb__record_load(struct cric_sandbox_service *svc, const char *id, struct cric_sandbox **out, cric_error **err);
 int sb__record_path(struct cric_sandbox_service *svc, const char *id, char **out);
 struct cric_sandbox *sb__alloc(void);
@@ -47,6 +53,7 @@ void sb__free(struct cric_sandbox *sb);
 int sb__set_config(struct cric_sandbox *sb, const uint8_t *pb, size_t len, cric_error **err);
 
 /* files.c */
+int sb__write_file(const char *path, const char *s, cric_error **err);
 int sb__write_files(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
 int sb__mount_shm(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
 void sb__umount_shm(struct cric_sandbox *sb);

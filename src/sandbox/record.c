@@ -113,7 +113,7 @@ static void kv_strv(yajl_gen g, const char *k, char **v)
     yajl_gen_array_close(g);
 }
 
-int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err)
+int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, bool durable, cric_error **err)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!g)
@@ -169,7 +169,9 @@ int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, c
     _cleanup_free_ char *path = NULL;
     if (sb__record_path(svc, sb->id, &path) < 0)
         return cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
-    return cric_write_file_atomic(path, text, len, 0600, err);
+    if (durable)
+        return cric_write_file_atomic(path, text, len, 0600, err);
+    return sb__write_file(path, text, err);
 }
 
 static char *get_dup(yajl_val root, const char *key)

@@ -134,6 +134,10 @@ void cric_sandbox_stop(struct cric_sandbox_service *svc, const char *id, cric_sa
  * files and record; idempotent (unknown id -> rc 0). */
 void cric_sandbox_remove(struct cric_sandbox_service *svc, const char *id, cric_sandbox_done_fn done, void *data);
 
+/** Time the operation whose done callback is running spent inside child
+ * processes (cric-pinns, CNI plugins), in ns; for logs and benchmarks. */
+uint64_t cric_sandbox_last_child_ns(const struct cric_sandbox_service *svc);
+
 /** NetworkReady: true when a usable CNI network config exists; otherwise
  * *reason (malloc'd, caller frees) says why. */
 bool cric_sandbox_network_ready(struct cric_sandbox_service *svc, char **reason);

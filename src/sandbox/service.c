@@ -26,6 +26,7 @@ struct sb_op {
     struct cric_sandbox_service *svc;
     char id[65];
     int step;
+    uint64_t child_ns;           /* time spent in child processes (pinns, CNI) */
     cric_error *err;             /* first failure */
     cric_sandbox_done_fn done;
     void *data;
@@ -184,6 +185,11 @@ int cric_sandbox_set_pod_cidr(struct cric_sandbox_service *svc, const char *cidr
     return 0;
 }
 
+uint64_t cric_sandbox_last_child_ns(const struct cric_sandbox_service *svc)
+{
+    return svc->last_child_ns;
+}
+
 bool cric_sandbox_network_ready(struct cric_sandbox_service *svc, char **reason)
 {
     return cric_cni_ready(svc->config_dir, (const char *const *)svc->plugin_dirs, reason);
@@ -207,7 +213,7 @@ static void recover_one(struct cric_sandbox_service *svc, struct cric_sandbox *s
     }
     if (sb->state == CRIC_SANDBOX_READY && !ok) {
         sb->state = CRIC_SANDBOX_NOTREADY;
-        sb__record_save(svc, sb, NULL);
+        sb__record_save(svc, sb, false, NULL);
     }
 }
 
@@ -324,6 +330,7 @@ static void op_finish(struct sb_op *op, struct cric_sandbox *sb)
             next = n;
         }
     }
+    svc->last_child_ns = op->child_ns;
     if (op->done)
         op->done(op->data, op->err ? op->err->code : 0, op->err, op->id);
     op_free(op);
@@ -561,6 +568,7 @@ static void on_pinns_done(void *data, int rc, const struct cric_child_result *re
     struct sb_op *op = data;
     struct cric_sandbox_service *svc = op->svc;
     svc->inflight--;
+    op->child_ns += res->elapsed_ns;
     struct cric_sandbox *sb = find_exact(svc, op->id);
     cric_error *e = NULL;
     if (rc < 0)
@@ -666,13 +674,14 @@ static void hosts_add_ip(struct cric_sandbox *sb)
     _cleanup_free_ char *text = NULL;
     if (asprintf(&text, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", sb->ips[0],
                  sb->hostname) >= 0)
-        cric_write_file_atomic(sb->hosts_path, text, strlen(text), 0644, NULL);
+        sb__write_file(sb->hosts_path, text, NULL);
 }
 
 static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const cric_error *err, uint64_t plugin_ns)
 {
     struct sb_op *op = data;
     op->svc->inflight--;
+    op->child_ns += plugin_ns;
     struct cric_sandbox *sb = find_exact(op->svc, op->id);
     bool adding = op->kind == OP_RUN && op->step == 4; /* case 3 started it */
     if (sb) {
@@ -719,9 +728,12 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             op->step = 10;
         switch (op->step++) {
         case 0:
+            /* Recorded as attached before ADD starts: a crash during ADD is
+             * then rolled back with a DEL (DEL is idempotent). */
+            sb->priv->network_attached = sb->netns_path != NULL;
             if (cric_mkdir_p(sb->dir, 0711, &e) < 0 || sb__write_files(svc, sb, &e) < 0 ||
                 sb__mount_shm(svc, sb, &e) < 0 || sb__cgroup_setup(svc, sb, &e) < 0 ||
-                (sb->netns_path && load_netconf(svc, sb, &e) < 0) || sb__record_save(svc, sb, &e) < 0)
+                (sb->netns_path && load_netconf(svc, sb, &e) < 0) || sb__record_save(svc, sb, false, &e) < 0)
                 op_fail(op, e);
             continue;
         case 1:
@@ -737,15 +749,14 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
         case 3:
             if (!sb->netns_path)
                 continue;
-            sb->priv->network_attached = true;
-            if (sb__record_save(svc, sb, &e) < 0 || start_cni(op, sb, CRIC_CNI_ADD, &e) < 0) {
+            if (start_cni(op, sb, CRIC_CNI_ADD, &e) < 0) {
                 op_fail(op, e);
                 continue;
             }
             return;
         case 4:
             sb->state = CRIC_SANDBOX_READY;
-            if (sb__record_save(svc, sb, &e) < 0) {
+            if (sb__record_save(svc, sb, true, &e) < 0) {
                 op_fail(op, e);
                 continue;
             }
@@ -799,7 +810,7 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
     for (;;) {
         if (op->err) {
             /* Keep what is left so that a retry can finish the job. */
-            sb__record_save(svc, sb, NULL);
+            sb__record_save(svc, sb, false, NULL);
             op_finish(op, sb);
             return;
         }
@@ -841,7 +852,7 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
                 sb->state = CRIC_SANDBOX_NOTREADY;
             }
             if (!remove) {
-                if (sb__record_save(svc, sb, &e) < 0)
+                if (sb__record_save(svc, sb, false, &e) < 0)
                     op_fail(op, e);
                 else
                     op_finish(op, sb);
@@ -884,6 +895,7 @@ static void enqueue_teardown(struct cric_sandbox_service *svc, enum op_kind kind
     int r = find_prefix(svc, id, true, &sb, &e);
     if (r == -ENOENT) {
         cric_error_free(e);
+        svc->last_child_ns = 0;
         if (done)
             done(data, 0, NULL, id);
         return;

@@ -215,6 +215,9 @@ def test_basic_network_dns_and_idempotence():
             remove(cl, b)
             pins, veths = leftovers(d, net)
             assert pins == [] and veths == [], (pins, veths)
+            # A clean exit (under ASan: no leaks, every handle closed).
+            rc = d.stop()
+            assert rc == 0, "cricd exited %s:\n%s" % (rc, d.logtext()[-5000:])
     finally:
         net.cleanup()
 
@@ -335,6 +338,47 @@ def test_failing_plugins_leave_nothing():
         net.cleanup()
 
 
+def test_crash_during_add_rolls_back():
+    """cricd killed while a plugin runs ADD: the restart removes the half-made pod."""
+    net = Net("r", portmap=False)
+    fake = os.path.join(net.dir, "plugins")
+    os.mkdir(fake)
+    pidfile = os.path.join(net.dir, "slow.pid")
+    write_plugin(fake, "slow", 'cat >/dev/null; [ "$CNI_COMMAND" = DEL ] && exit 0; echo $$ > %s; sleep 60\n'
+                 % pidfile)
+    conf = dict(net.conf)
+    conf["plugins"] = net.conf["plugins"][:1] + [{"type": "slow"}]
+    with open(os.path.join(net.conf_dir, "10-test.conflist"), "w") as f:
+        json.dump(conf, f)
+    try:
+        with harness.Daemon(config=net.config([PLUGIN_DIR, fake])) as d:
+            cl = d.client()
+            try:
+                run_pod(cl, pod_config("crash"), timeout=3)
+                raise AssertionError("RunPodSandbox returned while its plugin sleeps")
+            except cl.grpc.RpcError as e:
+                assert e.code().name == "DEADLINE_EXCEEDED", e
+            assert os.path.exists(pidfile) and len(os.listdir(os.path.join(d.state, "ns"))) == 1
+            d.stop(sig=signal.SIGKILL)
+            with open(pidfile) as f:
+                os.kill(int(f.read()), signal.SIGKILL)  # our own plugin, by pid
+            os.unlink(d.sock)
+            cl = d.start().client()
+            for _ in range(100):
+                if not os.listdir(os.path.join(d.state, "ns")):
+                    break
+                time.sleep(0.05)
+            assert list_pods(cl) == []
+            pins, veths = leftovers(d, net)
+            assert pins == [] and veths == [], (pins, veths)
+            assert os.listdir(os.path.join(d.root, "sandboxes")) == []
+            ipam = os.path.join(net.dir, "ipam", net.conf["name"])
+            allocs = [f for f in os.listdir(ipam) if f[0].isdigit()] if os.path.isdir(ipam) else []
+            assert allocs == [], "IP allocations left: %s" % allocs
+    finally:
+        net.cleanup()
+
+
 def test_missing_config():
     pb = harness.pb2()
     empty = tempfile.mkdtemp(prefix="cric-cni-empty-")
@@ -410,11 +454,90 @@ def test_kill9_recovery():
             assert list_pods(cl) == []
             pins, veths = leftovers(d, net)
             assert pins == [] and veths == [], (pins, veths)
+            # Pods left running at a clean shutdown stay; the exit is clean.
+            run_pod(cl, pod_config("kc", pid_pod=True))
+            rc = d.stop()
+            assert rc == 0, "cricd exited %s:\n%s" % (rc, d.logtext()[-5000:])
+            cl = d.start().client()
+            (left,) = list_pods(cl)
+            assert left.state == pb.SANDBOX_READY
+            remove(cl, left.id)
     finally:
         net.cleanup()
+
+
+def test_cricctl_sysctls_cgroups():
+    """crictl-style JSON through cricctl; sysctls land in the pod's namespaces;
+    the cgroup parent is created per pod and removed with it."""
+    net = Net("x", portmap=False)
+    cgp = "/cric-test-%d/pod-x" % os.getpid()
+    try:
+        with harness.Daemon(config=net.config()) as d:
+            conf = {
+                "metadata": {"name": "ctl", "uid": "u-ctl", "namespace": "ns1", "attempt": 1},
+                "hostname": "ctlhost",
+                "log_directory": "/tmp",
+                "labels": {"tier": "x"},
+                "dns_config": {"servers": ["1.1.1.1"]},
+                "linux": {"cgroup_parent": cgp,
+                          "sysctls": {"net.ipv4.ip_unprivileged_port_start": "80", "kernel.shmmni": "1234"},
+                          "security_context": {"namespace_options": {"pid": 1}}},
+            }
+            path = os.path.join(d.dir, "pod.json")
+            with open(path, "w") as f:
+                json.dump(conf, f)
+            pid = harness.cricctl(d, "runp", path).stdout.strip()
+            assert len(pid) == 64, pid
+            out = harness.cricctl(d, "pods").stdout
+            assert pid[:13] in out and "ctl" in out and "Ready" in out, out
+            assert harness.cricctl(d, "pods", "-q", "--label", "tier=x").stdout.split() == [pid]
+            assert harness.cricctl(d, "pods", "-q", "--label", "tier=y").stdout.split() == []
+            assert harness.cricctl(d, "pods", "-q", "--state", "notready").stdout.split() == []
+            assert harness.cricctl(d, "pods", "-q", "--name", "ct").stdout.split() == [pid]
+            js = json.loads(harness.cricctl(d, "pods", "-o", "json").stdout)
+            assert js["items"][0]["id"] == pid, js
+            insp = json.loads(harness.cricctl(d, "inspectp", pid[:10]).stdout)
+            assert insp["status"]["metadata"]["namespace"] == "ns1", insp
+            assert insp["info"]["hostnamePath"].endswith("/hostname"), insp
+            sysctl = in_ns(d, pid, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start").stdout.strip()
+            assert sysctl == "80", sysctl
+            ipc = subprocess.run(["nsenter", "--ipc=" + os.path.join(d.state, "ns", pid, "ipc"), "cat",
+                                  "/proc/sys/kernel/shmmni"], capture_output=True, text=True).stdout.strip()
+            assert ipc == "1234", ipc
+            cg_dirs = [m + cgp for m in cgroup_mounts()]
+            assert cg_dirs and all(os.path.isdir(p) for p in cg_dirs), cg_dirs
+            bad = dict(conf, metadata=dict(conf["metadata"], name="bad"))
+            bad["linux"] = {"sysctls": {"kernel.panic": "1"}}
+            with open(path, "w") as f:
+                json.dump(bad, f)
+            p = harness.cricctl(d, "runp", path, check=False)
+            assert p.returncode == 1 and "kernel.panic" in p.stderr and "not namespaced" in p.stderr, p.stderr
+            assert "Stopped sandbox" in harness.cricctl(d, "stopp", pid).stdout
+            assert "Removed sandbox" in harness.cricctl(d, "rmp", pid).stdout
+            assert not any(os.path.isdir(p) for p in cg_dirs), cg_dirs
+            assert harness.cricctl(d, "pods", "-q").stdout == ""
+    finally:
+        for m in cgroup_mounts():
+            for sub in (cgp, os.path.dirname(cgp)):
+                try:
+                    os.rmdir(m + sub)
+                except OSError:
+                    pass
+        net.cleanup()
+
+
+def cgroup_mounts():
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            if right.split()[0] in ("cgroup", "cgroup2"):
+                out.append(left.split()[4])
+    return out
 
 
 if __name__ == "__main__":
     need_env()
     harness.run_tests([test_basic_network_dns_and_idempotence, test_host_port, test_failing_plugins_leave_nothing,
-                       test_missing_config, test_concurrent_20, test_kill9_recovery])
+                       test_crash_during_add_rolls_back,
+                       test_missing_config, test_concurrent_20, test_kill9_recovery, test_cricctl_sysctls_cgroups])
