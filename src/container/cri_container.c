@@ -8,25 +8,12 @@
 #include "api.pb-c.h"
 #include "container/container.h"
 #include "cri/cri.h"
-#include "image/store.h"
+#include "image/cri_image.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
 #define RUNTIME_PATH(m) "/runtime.v1.RuntimeService/" m
 
-/* The image module's store; weak until that module provides it. */
-struct cric_image_service;
-struct cric_image_store *cric_image_service_store(struct cric_image_service *svc) __attribute__((weak));
-
-static struct cric_image_store *own_store;
-
-static void own_store_free(void *data)
-{
-    (void)data;
-    if (own_store)
-        cric_image_store_free(own_store);
-    own_store = NULL;
-}
 
 static void fail(cric_call *call, const char *id, const cric_error *err)
 {
@@ -162,16 +149,11 @@ int cri_container_init(cricd *d, cric_error **err)
         .root = cfg->root,
         .state = cfg->state,
         .cfg = cfg,
-        .images = cric_image_service_store && d->images ? cric_image_service_store(d->images) : NULL,
+        .images = cri_image_store(d),
         .sandboxes = d->sandboxes,
     };
-    /* Until the image module shares its store, open one of our own (read
-     * side only: nothing here pulls). */
-    if (!o.images) {
-        if (cric_image_store_open(cfg->root, &own_store, err) < 0)
-            return cric_error_prefix(err, "containers: image store");
-        o.images = own_store;
-    }
+    if (!o.images)
+        return cric_error_new(err, -EINVAL, "containers: the image module is not running");
     int r = cric_container_service_new(d->loop, &o, &d->containers, err);
     if (r < 0)
         return cric_error_prefix(err, "containers");
@@ -202,8 +184,6 @@ int cri_container_init(cricd *d, cric_error **err)
 void cri_container_fini(cricd *d)
 {
     if (d->containers)
-        cric_container_service_close(d->containers, own_store_free, NULL);
-    else
-        own_store_free(NULL);
+        cric_container_service_close(d->containers, NULL, NULL);
     d->containers = NULL;
 }
