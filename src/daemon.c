@@ -23,6 +23,7 @@ static const struct cricd_module {
     { "runtime", cri_runtime_init, cri_runtime_fini },
     { "image", cri_image_init, cri_image_fini },
     { "sandbox", cri_sandbox_init, cri_sandbox_fini },
+    { "container", cri_container_init, cri_container_fini },
 };
 
 /* How long in-flight calls get to finish on SIGTERM before connections are cut. */

@@ -32,4 +32,11 @@ const char *cri_runtime_pod_cidr(const cricd *d);
 int cri_sandbox_init(cricd *d, cric_error **err);
 void cri_sandbox_fini(cricd *d);
 
+/** CreateContainer, StartContainer, StopContainer, RemoveContainer,
+ * ContainerStatus, ListContainers, ExecSync, UpdateContainerResources,
+ * ReopenContainerLog (src/container/cri_container.c).  After the image and
+ * sandbox modules: it uses both. */
+int cri_container_init(cricd *d, cric_error **err);
+void cri_container_fini(cricd *d);
+
 #endif

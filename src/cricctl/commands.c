@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "cricctl/cricctl.h"
+#include "cricctl/cmd_container.h"
 
 const struct cricctl_command cricctl_commands[] = {
     { "version", cricctl_cmd_version, "[-o json|yaml]", "show the runtime's name and versions" },
@@ -19,6 +20,18 @@ const struct cricctl_command cricctl_commands[] = {
       "list pod sandboxes" },
     { "inspectp", cricctl_cmd_inspectp, "[-o json|yaml] POD-ID...", "show pod sandbox status and details" },
     /* runtime / image / pod / container commands are added below by their modules */
+    { "create", cricctl_cmd_create, "POD-ID CONTAINER-CONFIG.json POD-CONFIG.json", "create a container" },
+    { "start", cricctl_cmd_start, "CONTAINER-ID...", "start created containers" },
+    { "stop", cricctl_cmd_stop, "[-t SECONDS] CONTAINER-ID...", "stop running containers" },
+    { "rm", cricctl_cmd_rm, "[-f] CONTAINER-ID...", "remove containers (killing running ones)" },
+    { "ps", cricctl_cmd_ps,
+      "[-a] [-q] [-o json|yaml] [--id ID] [--pod POD] [--state S] [--label K=V] [--name N]", "list containers" },
+    { "inspect", cricctl_cmd_inspect, "[-o json|yaml] CONTAINER-ID...", "show containers' status and spec" },
+    { "exec", cricctl_cmd_exec, "[--timeout D] CONTAINER-ID CMD [ARG...]", "run a command in a container (sync)" },
+    { "logs", cricctl_cmd_logs, "[-f] [--tail N] [--since D] [-t] [--root DIR] CONTAINER-ID",
+      "print a container's log (also while cricd is down)" },
+    { "run", cricctl_cmd_run, "[--runtime HANDLER] [--pull] CONTAINER-CONFIG.json POD-CONFIG.json",
+      "pull, run a pod, create and start a container" },
 };
 
 const size_t cricctl_n_commands = sizeof(cricctl_commands) / sizeof(cricctl_commands[0]);

@@ -1,0 +1,95 @@
+/* Shared between the container module's files; not a public API. */
+#ifndef CRIC_CONTAINER_INTERNAL_H
+#define CRIC_CONTAINER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "container/container.h"
+#include "container/spec.h"
+#include "shim/shim.h"
+
+enum ctr_state { CTR_CREATING, CTR_CREATED, CTR_RUNNING, CTR_EXITED };
+
+struct ctr_waiter {
+    struct ctr_waiter *next;
+    cric_container_done_fn done;
+    void *data;
+};
+
+struct ctr {
+    struct cric_container_service *svc;
+    unsigned refs;            /* async operations holding this pointer, +1 while listed */
+    bool gone;                /* removed from the service */
+    char id[65];
+    char *sandbox_id;
+    Runtime__V1__ContainerConfig *config; /* owned (protobuf-c unpacked) */
+    enum ctr_state state;
+    int64_t created_at, started_at, finished_at; /* ns */
+    int exit_code;
+    bool oom;
+    char *reason, *message;
+    char *image_name;         /* as requested */
+    char *image_id;           /* "sha256:<hex>" */
+    char *image_ref;          /* repo digest, else the ID */
+    char *handler;            /* runtime handler name ("" default) */
+    char *runtime, *runtime_root;
+    char *log_path;           /* "" = none */
+    int pid;
+    int stop_signal;
+    uint32_t uid, gid;
+    char *dir;                /* <root>/containers/<id> */
+    char *state_dir;          /* <state>/containers/<id> */
+    /* Stop in progress: waiters answered on exit. */
+    struct ctr_waiter *exit_waiters;
+    uv_timer_t *stop_timer;   /* owned; freed in its close callback */
+    bool kill_sent;
+    /* Remove in progress. */
+    bool removing;
+    struct ctr_waiter *remove_waiters;
+};
+
+struct cric_container_service {
+    uv_loop_t *loop;
+    char *root, *state;
+    char *ctr_dir;            /* <root>/containers */
+    char *run_dir;            /* <state>/containers */
+    char *exits_dir;          /* <state>/container-exits */
+    char *shim_path;          /* NULL = default */
+    const struct cric_config *cfg;
+    struct cric_image_store *images;
+    struct cric_sandbox_service *sandboxes;
+    struct ctr **v;
+    size_t n, cap;
+    cric_shim_watch *watch;
+    unsigned pending;         /* in-flight async operations */
+    bool closing;
+    void (*close_cb)(void *);
+    void *close_data;
+};
+
+/* service.c */
+struct ctr *cric__ctr_find(struct cric_container_service *svc, const char *id, cric_error **err);
+int cric__ctr_add(struct cric_container_service *svc, struct ctr *c);
+void cric__ctr_drop(struct ctr *c);            /* unlist (gone) and unref */
+void cric__ctr_ref(struct ctr *c);
+void cric__ctr_unref(struct ctr *c);
+int cric__ctr_save(struct ctr *c, cric_error **err);
+void cric__svc_hold(struct cric_container_service *svc);
+void cric__svc_release(struct cric_container_service *svc);
+int64_t cric__now_ns(void);
+void cric__waiters_fire(struct ctr_waiter **list, int rc, const cric_error *err, const char *id);
+int cric__waiter_add(struct ctr_waiter **list, cric_container_done_fn done, void *data);
+/* lifecycle.c */
+void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex);
+void cric__ctr_remove(struct ctr *c, cric_container_done_fn done, void *data);
+int cric__runtime(struct ctr *c, const char *verb, const char *a1, const char *a2, unsigned timeout_ms,
+                  cric_runtime_cb cb, void *data, cric_error **err);
+/* rootfs.c */
+int cric__rootfs_mount(const char *dir, char *const *layers, cric_error **err);
+int cric__rootfs_unmount(const char *dir, cric_error **err);
+/** Removes dirs (NULL-terminated, owned: freed) on the thread pool, then cb. */
+int cric__rm_trees(uv_loop_t *loop, char **dirs, void (*cb)(void *data, int rc), void *data);
+
+#endif

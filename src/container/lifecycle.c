@@ -1,0 +1,773 @@
+/* Create, start, stop, remove, and what happens when a container exits. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "container/internal.h"
+#include "image/store.h"
+#include "sandbox/sandbox.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+
+#define RUNTIME_TIMEOUT_MS 60000u
+#define KILL_GRACE_MS 10000u
+
+/* ---- OCI runtime calls on behalf of a container ---- */
+
+typedef void (*rt_k)(struct ctr *c, const struct cric_runtime_result *res, void *arg);
+
+struct rt_call {
+    struct ctr *c;
+    rt_k k;
+    void *arg;
+};
+
+static void rt_done(const struct cric_runtime_result *res, void *data)
+{
+    struct rt_call *rc = data;
+    struct ctr *c = rc->c;
+    struct cric_container_service *svc = c->svc;
+    rc->k(c, res, rc->arg);
+    free(rc);
+    cric__ctr_unref(c);
+    cric__svc_release(svc);
+}
+
+/* Runs "<runtime> --root <root> args..." ; k runs on completion (also when the
+ * spawn failed, with status < 0), so callers have a single path. */
+static void rt_run(struct ctr *c, const char *const *args, rt_k k, void *arg)
+{
+    const char *argv[16];
+    size_t n = 0;
+    argv[n++] = c->runtime;
+    if (c->runtime_root && c->runtime_root[0]) {
+        argv[n++] = "--root";
+        argv[n++] = c->runtime_root;
+    }
+    for (size_t i = 0; args[i] && n < ARRAY_SIZE(argv) - 1; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    struct rt_call *rc = calloc(1, sizeof(*rc));
+    cric_error *err = NULL;
+    int r = -ENOMEM;
+    if (rc) {
+        rc->c = c;
+        rc->k = k;
+        rc->arg = arg;
+        cric__ctr_ref(c);
+        cric__svc_hold(c->svc);
+        r = cric_runtime_run(c->svc->loop, argv, RUNTIME_TIMEOUT_MS, rt_done, rc, &err);
+        if (r == 0)
+            return;
+        cric__ctr_unref(c);
+        cric__svc_release(c->svc);
+        free(rc);
+    }
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", err ? err->msg : strerror(-r));
+    cric_error_free(err);
+    struct cric_runtime_result res = {.status = r, .err = msg, .err_len = strlen(msg), .out = (char *)""};
+    k(c, &res, arg);
+}
+
+/* The runtime's error as a message: "<what> container <id>: <text>". */
+static int rt_error(cric_error **err, const struct cric_runtime_result *res, const char *what, const char *id)
+{
+    _cleanup_free_ char *t = cric_runtime_error_text(res);
+    return cric_error_new(err, res->status == -ETIMEDOUT ? -ETIMEDOUT : -EIO, "%s container %s: %s", what, id,
+                          t ? t : "failed");
+}
+
+/* ---- exit ---- */
+
+static void stop_timer_closed(uv_handle_t *h)
+{
+    struct ctr *c = h->data;
+    struct cric_container_service *svc = c->svc;
+    free(h);
+    cric__ctr_unref(c);
+    cric__svc_release(svc);
+}
+
+static void stop_timer_cancel(struct ctr *c)
+{
+    if (c->stop_timer) {
+        uv_close((uv_handle_t *)c->stop_timer, stop_timer_closed);
+        c->stop_timer = NULL;
+    }
+}
+
+/* The message kubelet shows: what the container wrote to its termination
+ * message file (kubelet passes the file as a mount and its path as an
+ * annotation). */
+static char *termination_message(const Runtime__V1__ContainerConfig *cfg)
+{
+    const char *path = NULL;
+    for (size_t i = 0; cfg && i < cfg->n_annotations; i++)
+        if (strcmp(cfg->annotations[i]->key, "io.kubernetes.container.terminationMessagePath") == 0)
+            path = cfg->annotations[i]->value;
+    if (!path)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_mounts; i++) {
+        if (strcmp(cfg->mounts[i]->container_path, path) == 0) {
+            char *text = NULL;
+            size_t len = 0;
+            /* kubelet caps the message at 4 KiB; so do we. */
+            int r = cric_read_file(cfg->mounts[i]->host_path, 1 << 20, &text, &len, NULL);
+            if (r < 0)
+                return NULL;
+            if (len > 4096)
+                text[4096] = '\0';
+            return text;
+        }
+    }
+    return NULL;
+}
+
+void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex)
+{
+    struct cric_container_service *svc = c->svc;
+    if (c->state != CTR_EXITED) {
+        c->state = CTR_EXITED;
+        c->finished_at = ex->exited_at_ns ? ex->exited_at_ns : cric__now_ns();
+        c->exit_code = ex->status;
+        c->oom = ex->oom_killed;
+        free(c->reason);
+        c->reason = strdup(c->oom ? "OOMKilled" : c->exit_code == 0 ? "Completed" : "Error");
+        char *msg = termination_message(c->config);
+        if (msg) {
+            free(c->message);
+            c->message = msg;
+        }
+        cric__ctr_save(c, NULL);
+    }
+    cric_shim_exit_forget(svc->exits_dir, c->id, NULL);
+    stop_timer_cancel(c);
+    cric__waiters_fire(&c->exit_waiters, 0, NULL, c->id);
+}
+
+/* ---- create ---- */
+
+struct create_op {
+    struct ctr *c;
+    cric_container_done_fn done;
+    void *data;
+    cric_error *err; /* failure being reported after cleanup */
+};
+
+static void create_failed_cleaned(void *data, int rc, const cric_error *err, const char *id)
+{
+    (void)rc;
+    (void)err;
+    struct create_op *op = data;
+    op->done(op->data, op->err->code, op->err, id);
+    cric_error_free(op->err);
+    free(op);
+}
+
+static void launch_done(int pid, const cric_error *err, void *data)
+{
+    struct create_op *op = data;
+    struct ctr *c = op->c;
+    struct cric_container_service *svc = c->svc;
+    if (pid > 0 && !c->gone) {
+        c->pid = pid;
+        c->state = CTR_CREATED;
+        cric_error *serr = NULL;
+        int r = cric__ctr_save(c, &serr);
+        if (r == 0) {
+            op->done(op->data, 0, NULL, c->id);
+            free(op);
+            cric__ctr_unref(c);
+            cric__svc_release(svc);
+            return;
+        }
+        op->err = serr;
+    } else {
+        cric_error_new(&op->err, err && err->code < 0 ? err->code : -EIO, "create container %s: %s", c->id,
+                       err ? err->msg : "runtime failed");
+    }
+    c->state = CTR_CREATING;
+    cric__ctr_remove(c, create_failed_cleaned, op);
+    cric__ctr_unref(c);
+    cric__svc_release(svc);
+}
+
+static int random_id(char out[65])
+{
+    unsigned char b[32];
+    if (getrandom(b, sizeof(b), 0) != sizeof(b))
+        return -errno;
+    for (size_t i = 0; i < 32; i++)
+        sprintf(out + 2 * i, "%02x", b[i]);
+    return 0;
+}
+
+static int pack_config(const Runtime__V1__ContainerConfig *cfg, const char *dir, cric_error **err)
+{
+    size_t len = protobuf_c_message_get_packed_size(&cfg->base);
+    _cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return cric_error_sys(err, -ENOMEM, "container config");
+    protobuf_c_message_pack(&cfg->base, buf);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/config.pb", dir);
+    return cric_write_file_atomic(path, buf, len, 0600, err);
+}
+
+static char *join_path(const char *a, const char *b)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s%s%s", a, a[0] && a[strlen(a) - 1] != '/' ? "/" : "", b) < 0)
+        return NULL;
+    return p;
+}
+
+/* kubelet's log_path is relative to the pod's log_directory. */
+static int log_path_for(struct cric_container_service *svc, const struct cric_sandbox *sb,
+                        const Runtime__V1__ContainerConfig *cfg, const char *id, char **out, cric_error **err)
+{
+    const char *rel = cfg->log_path ? cfg->log_path : "";
+    const char *dir = sb && sb->log_directory ? sb->log_directory : "";
+    const char *root = svc->cfg && svc->cfg->containers_log_root ? svc->cfg->containers_log_root : "";
+    char *p = NULL;
+    if (rel[0] == '/')
+        p = strdup(rel);
+    else if (rel[0] && dir[0])
+        p = join_path(dir, rel);
+    else if (root[0]) {
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s/%s", sb ? sb->id : "none", rel[0] ? rel : id);
+        if (!rel[0])
+            strncat(buf, ".log", sizeof(buf) - strlen(buf) - 1);
+        p = join_path(root, buf);
+    } else
+        p = strdup("");
+    if (!p)
+        return cric_error_sys(err, -ENOMEM, "log path");
+    if (strstr(p, "/../")) {
+        free(p);
+        return cric_error_new(err, -EINVAL, "log_path '%s' leaves the pod's log directory", rel);
+    }
+    if (p[0]) {
+        _cleanup_free_ char *parent = strdup(p);
+        if (!parent) {
+            free(p);
+            return -ENOMEM;
+        }
+        *strrchr(parent, '/') = '\0';
+        int r = parent[0] ? cric_mkdir_p(parent, 0755, err) : 0;
+        if (r < 0) {
+            free(p);
+            return r;
+        }
+    }
+    *out = p;
+    return 0;
+}
+
+static char **map_to_strv(Runtime__V1__LinuxPodSandboxConfig__SysctlsEntry **e, size_t n)
+{
+    char **v = calloc(n + 1, sizeof(char *));
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (asprintf(&v[i], "%s=%s", e[i]->key, e[i]->value) < 0) {
+            v[i] = NULL;
+            cric__spec_strv_free(v);
+            return NULL;
+        }
+    return v;
+}
+
+int cric_container_create(struct cric_container_service *svc, const Runtime__V1__CreateContainerRequest *req,
+                          cric_container_done_fn done, void *data, cric_error **err)
+{
+    const Runtime__V1__ContainerConfig *cfg = req->config;
+    if (!cfg || !cfg->metadata || !cfg->metadata->name || !cfg->metadata->name[0])
+        return cric_error_new(err, -EINVAL, "CreateContainer: config.metadata.name is required");
+    if (!cfg->image || !cfg->image->image || !cfg->image->image[0])
+        return cric_error_new(err, -EINVAL, "CreateContainer: config.image.image is required");
+    if (!req->pod_sandbox_id || !req->pod_sandbox_id[0])
+        return cric_error_new(err, -EINVAL, "CreateContainer: pod_sandbox_id is required");
+    if (svc->closing)
+        return cric_error_new(err, -ESHUTDOWN, "cricd is shutting down");
+
+    const struct cric_sandbox *sb = NULL;
+    int r;
+    if (svc->sandboxes) {
+        if ((r = cric_sandbox_lookup(svc->sandboxes, req->pod_sandbox_id, &sb, err)) < 0)
+            return r == -ENOENT ? cric_error_new(err, -ENOENT, "pod sandbox '%s' not found", req->pod_sandbox_id)
+                                : r;
+        if (sb->state != CRIC_SANDBOX_READY)
+            return cric_error_new(err, -EINVAL, "pod sandbox %s is not ready", sb->id);
+    }
+    const char *sb_id = sb ? sb->id : req->pod_sandbox_id;
+    for (size_t i = 0; i < svc->n; i++) {
+        struct ctr *o = svc->v[i];
+        if (strcmp(o->sandbox_id, sb_id) == 0 && strcmp(o->config->metadata->name, cfg->metadata->name) == 0 &&
+            o->config->metadata->attempt == cfg->metadata->attempt)
+            return cric_error_new(err, -EEXIST, "container '%s' attempt %u already exists in pod %s: %s",
+                                  cfg->metadata->name, cfg->metadata->attempt, sb_id, o->id);
+    }
+    const char *hname = sb && sb->runtime_handler ? sb->runtime_handler : "";
+    const struct cric_runtime_handler *h = svc->cfg ? cric_config_handler(svc->cfg, hname) : NULL;
+    if (!h)
+        return cric_error_new(err, -EINVAL, "unknown runtime handler '%s'", hname);
+
+    const struct cric_image *img = NULL;
+    if (!svc->images)
+        return cric_error_new(err, -EIO, "CreateContainer: no image store");
+    r = cric_image_store_lookup(svc->images, cfg->image->image, &img, err);
+    if (r == -ENOENT)
+        return cric_error_new(err, -ENOENT, "image '%s' not found: pull it first", cfg->image->image);
+    if (r < 0)
+        return r;
+    char **layers = NULL;
+    if ((r = cric_image_store_layer_dirs(svc->images, img, &layers, err)) < 0)
+        return r;
+
+    struct ctr *c = calloc(1, sizeof(*c));
+    if (!c) {
+        cric_strv_free(layers);
+        return cric_error_sys(err, -ENOMEM, "CreateContainer");
+    }
+    if ((r = random_id(c->id)) < 0) {
+        free(c);
+        cric_strv_free(layers);
+        return cric_error_sys(err, r, "container ID");
+    }
+    c->state = CTR_CREATING;
+    c->created_at = cric__now_ns();
+    c->sandbox_id = strdup(sb_id);
+    c->image_name = strdup(cfg->image->image);
+    c->image_id = strdup(img->id);
+    c->image_ref = strdup(img->repo_digests && img->repo_digests[0] ? img->repo_digests[0] : img->id);
+    c->handler = strdup(hname);
+    c->runtime = strdup(h->path);
+    if (h->root && h->root[0])
+        c->runtime_root = strdup(h->root);
+    else if (asprintf(&c->runtime_root, "%s/runtime/%s", svc->state, h->name && h->name[0] ? h->name : "default") < 0)
+        c->runtime_root = NULL;
+    c->reason = strdup("");
+    c->message = strdup("");
+    if (asprintf(&c->dir, "%s/%s", svc->ctr_dir, c->id) < 0)
+        c->dir = NULL;
+    if (asprintf(&c->state_dir, "%s/%s", svc->run_dir, c->id) < 0)
+        c->state_dir = NULL;
+    /* A private copy of the request config, as a restart would see it. */
+    size_t plen = protobuf_c_message_get_packed_size(&cfg->base);
+    uint8_t *pbuf = malloc(plen ? plen : 1);
+    if (pbuf) {
+        protobuf_c_message_pack(&cfg->base, pbuf);
+        c->config = runtime__v1__container_config__unpack(NULL, plen, pbuf);
+        free(pbuf);
+    }
+    if (!c->sandbox_id || !c->image_name || !c->image_id || !c->image_ref || !c->handler || !c->runtime ||
+        !c->runtime_root || !c->reason || !c->message || !c->dir || !c->state_dir || !c->config ||
+        cric__ctr_add(svc, c) < 0) {
+        c->refs = 1;
+        cric__ctr_unref(c);
+        cric_strv_free(layers);
+        return cric_error_sys(err, -ENOMEM, "CreateContainer");
+    }
+
+    /* From here on failures undo through the common remove path. */
+    struct cric_spec_info info = {0};
+    char *json = NULL;
+    char **sysctls = NULL;
+    if ((r = cric_mkdir_p(c->dir, 0700, err)) < 0 || (r = pack_config(cfg, c->dir, err)) < 0 ||
+        (r = log_path_for(svc, sb, cfg, c->id, &c->log_path, err)) < 0 || (r = cric__ctr_save(c, err)) < 0 ||
+        (r = cric_mkdir_p(c->runtime_root, 0700, err)) < 0 || (r = cric__rootfs_mount(c->dir, layers, err)) < 0)
+        goto fail;
+
+    {
+        char rootfs[4096];
+        snprintf(rootfs, sizeof(rootfs), "%s/rootfs", c->dir);
+        const Runtime__V1__PodSandboxConfig *pc = sb ? sb->config : NULL;
+        const Runtime__V1__LinuxPodSandboxConfig *pl = pc ? pc->linux : NULL;
+        if (pl && pl->n_sysctls && !(sysctls = map_to_strv(pl->sysctls, pl->n_sysctls))) {
+            r = cric_error_sys(err, -ENOMEM, "sysctls");
+            goto fail;
+        }
+        struct cric_spec_sandbox ssb = {
+            .id = sb_id,
+            .netns_path = sb ? sb->netns_path : NULL,
+            .ipc_path = sb ? sb->ipcns_path : NULL,
+            .uts_path = sb ? sb->utsns_path : NULL,
+            .pid_path = sb ? sb->pidns_path : NULL,
+            .host_pid = sb && sb->pid_mode == RUNTIME__V1__NAMESPACE_MODE__NODE,
+            .hostname = sb ? sb->hostname : NULL,
+            .hosts_path = sb ? sb->hosts_path : NULL,
+            .resolv_path = sb ? sb->resolv_path : NULL,
+            .hostname_path = sb ? sb->hostname_path : NULL,
+            .shm_path = sb ? sb->shm_path : NULL,
+            .cgroup_parent = sb ? sb->cgroup_parent : NULL,
+            .privileged = !sb || (pl && pl->security_context && pl->security_context->privileged),
+            .sysctls = sysctls,
+        };
+        char target_pid[64];
+        struct cric_spec_opts so = {.container_id = c->id, .rootfs = rootfs};
+        so.systemd_cgroup = svc->cfg && svc->cfg->cgroup_driver && strcmp(svc->cfg->cgroup_driver, "systemd") == 0;
+        const Runtime__V1__NamespaceOption *ns =
+            cfg->linux && cfg->linux->security_context ? cfg->linux->security_context->namespace_options : NULL;
+        if (ns && ns->pid == RUNTIME__V1__NAMESPACE_MODE__TARGET && ns->target_id) {
+            struct ctr *t = cric__ctr_find(svc, ns->target_id, NULL);
+            if (t && t->state == CTR_RUNNING && t->pid > 0 && strcmp(t->sandbox_id, sb_id) == 0) {
+                snprintf(target_pid, sizeof(target_pid), "/proc/%d/ns/pid", t->pid);
+                so.target_pid_path = target_pid;
+            }
+        }
+        if ((r = cric_spec_generate(cfg, &ssb, &img->config, &so, &json, &info, err)) < 0)
+            goto fail;
+        c->uid = info.uid;
+        c->gid = info.gid;
+        c->stop_signal = info.stop_signal;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/config.json", c->dir);
+        if ((r = cric_write_file_atomic(path, json, strlen(json), 0600, err)) < 0 || (r = cric__ctr_save(c, err)) < 0)
+            goto fail;
+    }
+    {
+        struct create_op *op = calloc(1, sizeof(*op));
+        if (!op) {
+            r = cric_error_sys(err, -ENOMEM, "CreateContainer");
+            goto fail;
+        }
+        op->c = c;
+        op->done = done;
+        op->data = data;
+        struct cric_shim_opts so = {
+            .id = c->id,
+            .bundle = c->dir,
+            .runtime = c->runtime,
+            .runtime_root = c->runtime_root,
+            .state_dir = c->state_dir,
+            .exits_dir = svc->exits_dir,
+            .log_path = c->log_path[0] ? c->log_path : NULL,
+            .log_size_max = svc->cfg ? svc->cfg->containers_log_size_max : 0,
+            .terminal = cfg->tty,
+            .stdin_open = cfg->stdin,
+            .shim_path = svc->shim_path,
+        };
+        cric__ctr_ref(c);
+        cric__svc_hold(svc);
+        if ((r = cric_shim_launch(svc->loop, &so, launch_done, op, err)) < 0) {
+            cric__ctr_unref(c);
+            cric__svc_release(svc);
+            free(op);
+            goto fail;
+        }
+    }
+    cric_spec_info_free(&info);
+    free(json);
+    cric__spec_strv_free(sysctls);
+    cric_strv_free(layers);
+    return 0;
+fail:
+    cric_spec_info_free(&info);
+    free(json);
+    cric__spec_strv_free(sysctls);
+    cric_strv_free(layers);
+    /* Synchronous failure: undo in the background, answer now. */
+    cric__ctr_remove(c, NULL, NULL);
+    return r;
+}
+
+/* ---- start ---- */
+
+struct start_op {
+    cric_container_done_fn done;
+    void *data;
+};
+
+static void start_k(struct ctr *c, const struct cric_runtime_result *res, void *arg)
+{
+    struct start_op *op = arg;
+    if (res->status != 0) {
+        cric_error *err = NULL;
+        rt_error(&err, res, "start", c->id);
+        op->done(op->data, err->code, err, c->id);
+        cric_error_free(err);
+        free(op);
+        return;
+    }
+    if (!c->started_at)
+        c->started_at = cric__now_ns();
+    if (c->state == CTR_CREATED)
+        c->state = CTR_RUNNING;
+    cric_error *err = NULL;
+    int r = cric__ctr_save(c, &err);
+    op->done(op->data, r, err, c->id);
+    cric_error_free(err);
+    free(op);
+}
+
+void cric_container_start(struct cric_container_service *svc, const char *id, cric_container_done_fn done, void *data)
+{
+    cric_error *err = NULL;
+    struct ctr *c = cric__ctr_find(svc, id, &err);
+    if (c && c->state != CTR_CREATED)
+        cric_error_new(&err, -EINVAL, "container %s is %s, not created", c->id,
+                       c->state == CTR_CREATING ? "being created" : c->state == CTR_RUNNING ? "running" : "exited");
+    if (c && c->removing && !err)
+        cric_error_new(&err, -EINVAL, "container %s is being removed", c->id);
+    struct start_op *op = err ? NULL : calloc(1, sizeof(*op));
+    if (!err && !op)
+        cric_error_sys(&err, -ENOMEM, "StartContainer");
+    if (err) {
+        done(data, err->code, err, id);
+        cric_error_free(err);
+        return;
+    }
+    op->done = done;
+    op->data = data;
+    rt_run(c, (const char *[]){"start", c->id, NULL}, start_k, op);
+}
+
+/* ---- stop ---- */
+
+static void ignore_k(struct ctr *c, const struct cric_runtime_result *res, void *arg)
+{
+    (void)c;
+    (void)res;
+    (void)arg;
+}
+
+static void send_kill(struct ctr *c)
+{
+    c->kill_sent = true;
+    /* --all: in a pod-wide pid namespace the init's death kills nothing else. */
+    rt_run(c, (const char *[]){"kill", "--all", c->id, "KILL", NULL}, ignore_k, NULL);
+}
+
+static void stop_timer_fired(uv_timer_t *t)
+{
+    struct ctr *c = t->data;
+    if (!c->kill_sent) {
+        send_kill(c);
+        uv_timer_start(t, stop_timer_fired, KILL_GRACE_MS, 0);
+        return;
+    }
+    /* SIGKILL did not bring an exit record: if the shim is gone, so is the
+     * container; otherwise report the stall. */
+    if (!cric_shim_is_alive(c->state_dir)) {
+        struct cric_shim_exit ex = {.status = 137, .exited_at_ns = cric__now_ns()};
+        cric__ctr_on_exit(c, &ex);
+        return;
+    }
+    cric_error *err = NULL;
+    cric_error_new(&err, -ETIMEDOUT, "container %s did not exit after SIGKILL", c->id);
+    stop_timer_cancel(c);
+    c->kill_sent = false;
+    cric__waiters_fire(&c->exit_waiters, err->code, err, c->id);
+    cric_error_free(err);
+}
+
+static void ctr_stop(struct ctr *c, int64_t timeout_s, cric_container_done_fn done, void *data)
+{
+    struct cric_container_service *svc = c->svc;
+    if (c->state == CTR_EXITED) {
+        if (done)
+            done(data, 0, NULL, c->id);
+        return;
+    }
+    if (c->state == CTR_CREATING) {
+        cric_error *err = NULL;
+        cric_error_new(&err, -EBUSY, "container %s is being created", c->id);
+        if (done)
+            done(data, err->code, err, c->id);
+        cric_error_free(err);
+        return;
+    }
+    if (cric__waiter_add(&c->exit_waiters, done, data) < 0) {
+        cric_error *err = NULL;
+        cric_error_sys(&err, -ENOMEM, "StopContainer");
+        if (done)
+            done(data, err->code, err, c->id);
+        cric_error_free(err);
+        return;
+    }
+    if (timeout_s == 0 && svc->cfg && svc->cfg->containers_stop_timeout)
+        timeout_s = (int64_t)svc->cfg->containers_stop_timeout;
+    bool immediate = timeout_s <= 0 || c->state == CTR_CREATED;
+    if (c->stop_timer) {
+        /* A stop is under way; a harsher request hurries it. */
+        if (immediate && !c->kill_sent) {
+            send_kill(c);
+            uv_timer_start(c->stop_timer, stop_timer_fired, KILL_GRACE_MS, 0);
+        }
+        return;
+    }
+    c->stop_timer = malloc(sizeof(*c->stop_timer));
+    if (!c->stop_timer) {
+        cric_error *err = NULL;
+        cric_error_sys(&err, -ENOMEM, "StopContainer");
+        cric__waiters_fire(&c->exit_waiters, err->code, err, c->id);
+        cric_error_free(err);
+        return;
+    }
+    uv_timer_init(svc->loop, c->stop_timer);
+    c->stop_timer->data = c;
+    cric__ctr_ref(c);
+    cric__svc_hold(svc);
+    c->kill_sent = false;
+    if (immediate) {
+        send_kill(c);
+        uv_timer_start(c->stop_timer, stop_timer_fired, KILL_GRACE_MS, 0);
+    } else {
+        char sig[16];
+        snprintf(sig, sizeof(sig), "%d", c->stop_signal > 0 ? c->stop_signal : SIGTERM);
+        rt_run(c, (const char *[]){"kill", c->id, sig, NULL}, ignore_k, NULL);
+        uint64_t ms = (uint64_t)timeout_s * 1000;
+        uv_timer_start(c->stop_timer, stop_timer_fired, ms, 0);
+    }
+}
+
+void cric_container_stop(struct cric_container_service *svc, const char *id, int64_t timeout_s,
+                         cric_container_done_fn done, void *data)
+{
+    cric_error *err = NULL;
+    struct ctr *c = cric__ctr_find(svc, id, &err);
+    if (!c) {
+        /* CRI: stopping what is not there is not an error. */
+        int r = err->code == -ENOENT ? 0 : err->code;
+        done(data, r, r ? err : NULL, id);
+        cric_error_free(err);
+        return;
+    }
+    ctr_stop(c, timeout_s, done, data);
+}
+
+/* ---- remove ---- */
+
+static void remove_finish(void *data, int rc)
+{
+    struct ctr *c = data;
+    struct cric_container_service *svc = c->svc;
+    (void)rc;
+    cric__waiters_fire(&c->remove_waiters, 0, NULL, c->id);
+    if (!c->gone)
+        cric__ctr_drop(c);
+    cric__ctr_unref(c);
+    cric__svc_release(svc);
+}
+
+static void remove_deleted(struct ctr *c, const struct cric_runtime_result *res, void *arg)
+{
+    (void)res;
+    (void)arg;
+    struct cric_container_service *svc = c->svc;
+    /* A shim still alive here (half-created at a crash) owns nothing more. */
+    struct cric_shim_status st = {0};
+    if (cric_shim_status(c->state_dir, &st, NULL) == 0 && st.state == CRIC_SHIM_RUNNING && st.shim_pid > 0)
+        kill(st.shim_pid, SIGKILL);
+    cric_error *err = NULL;
+    if (cric__rootfs_unmount(c->dir, &err) < 0) {
+        c->removing = false;
+        cric__waiters_fire(&c->remove_waiters, err->code, err, c->id);
+        cric_error_free(err);
+        return;
+    }
+    cric_shim_exit_forget(svc->exits_dir, c->id, NULL);
+    /* The record goes first so that a crash mid-way leaves a directory the
+     * next start recognises as garbage. */
+    char rec[4096];
+    snprintf(rec, sizeof(rec), "%s/record.json", c->dir);
+    unlink(rec);
+    char **dirs = calloc(3, sizeof(char *));
+    if (dirs && (dirs[0] = strdup(c->dir)) && (dirs[1] = strdup(c->state_dir))) {
+        cric__ctr_ref(c);
+        cric__svc_hold(svc);
+        if (cric__rm_trees(svc->loop, dirs, remove_finish, c) == 0)
+            return;
+        cric__ctr_unref(c);
+        cric__svc_release(svc);
+    } else {
+        cric__spec_strv_free(dirs);
+    }
+    cric_rm_rf(c->dir, NULL);
+    cric_rm_rf(c->state_dir, NULL);
+    cric__ctr_ref(c);
+    cric__svc_hold(svc);
+    remove_finish(c, 0);
+}
+
+static void remove_after_stop(void *data, int rc, const cric_error *err, const char *id)
+{
+    (void)id;
+    struct ctr *c = data;
+    if (rc < 0 && !c->gone) {
+        c->removing = false;
+        cric__waiters_fire(&c->remove_waiters, rc, err, c->id);
+    } else if (!c->gone) {
+        rt_run(c, (const char *[]){"delete", "--force", c->id, NULL}, remove_deleted, NULL);
+    }
+    cric__ctr_unref(c);
+}
+
+void cric__ctr_remove(struct ctr *c, cric_container_done_fn done, void *data)
+{
+    if (done && cric__waiter_add(&c->remove_waiters, done, data) < 0) {
+        cric_error *err = NULL;
+        cric_error_sys(&err, -ENOMEM, "RemoveContainer");
+        done(data, err->code, err, c->id);
+        cric_error_free(err);
+        return;
+    }
+    if (c->removing)
+        return;
+    c->removing = true;
+    if (c->state == CTR_CREATED || c->state == CTR_RUNNING) {
+        cric__ctr_ref(c);
+        ctr_stop(c, -1, remove_after_stop, c);
+        return;
+    }
+    rt_run(c, (const char *[]){"delete", "--force", c->id, NULL}, remove_deleted, NULL);
+}
+
+void cric_container_remove(struct cric_container_service *svc, const char *id, cric_container_done_fn done,
+                           void *data)
+{
+    cric_error *err = NULL;
+    struct ctr *c = cric__ctr_find(svc, id, &err);
+    if (!c) {
+        int r = err->code == -ENOENT ? 0 : err->code;
+        done(data, r, r ? err : NULL, id);
+        cric_error_free(err);
+        return;
+    }
+    if (c->state == CTR_CREATING && !c->removing) {
+        cric_error_new(&err, -EBUSY, "container %s is being created", c->id);
+        done(data, err->code, err, c->id);
+        cric_error_free(err);
+        return;
+    }
+    cric__ctr_remove(c, done, data);
+}
+
+int cric__runtime(struct ctr *c, const char *verb, const char *a1, const char *a2, unsigned timeout_ms,
+                  cric_runtime_cb cb, void *data, cric_error **err)
+{
+    const char *argv[10];
+    size_t n = 0;
+    argv[n++] = c->runtime;
+    if (c->runtime_root && c->runtime_root[0]) {
+        argv[n++] = "--root";
+        argv[n++] = c->runtime_root;
+    }
+    argv[n++] = verb;
+    if (a1)
+        argv[n++] = a1;
+    if (a2)
+        argv[n++] = a2;
+    argv[n++] = c->id;
+    argv[n] = NULL;
+    return cric_runtime_run(c->svc->loop, argv, timeout_ms, cb, data, err);
+}

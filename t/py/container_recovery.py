@@ -1,0 +1,193 @@
+"""Containers across cricd kill -9 (running, exited meanwhile, mid-stop,
+mid-create), the crun handler where it works, 50 containers at once."""
+import concurrent.futures
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import ctrlib  # noqa: E402
+
+ctrlib.need_env()
+ENV = None
+
+
+def pb():
+    return harness.pb2()
+
+
+def wait_for(pred, timeout=20, what="condition"):
+    deadline = time.time() + timeout
+    while not pred():
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+def test_restart_running_and_exited():
+    e = ENV
+    pod, pcfg = e.run_pod("rec")
+    # Prints a counter; the log must have every number after the restart.
+    ticker = e.run(pod, pcfg, "ticker", ["sh", "-c", "trap 'exit 0' TERM; i=0; while true; do echo $i; "
+                                                     "i=$((i+1)); sleep 0.05; done"])
+    quick = e.run(pod, pcfg, "quick", ["sh", "-c", "read x; exit 5"], stdin=True)
+    late = e.run(pod, pcfg, "late", ["sh", "-c", "sleep 1; exit 7"])
+    wait_for(lambda: "5\n" in e.output(pcfg, "ticker"), what="ticker output")
+    pid_before = e.status(ticker, verbose=True).info["info"]
+    e.restart()
+    # "late" exits while cricd is down.
+    time.sleep(1.5)
+    e.restart()
+    st = e.status(ticker).status
+    assert st.state == pb().CONTAINER_RUNNING, st
+    assert e.status(quick).status.state == pb().CONTAINER_RUNNING
+    st = e.wait_state(late, pb().CONTAINER_EXITED, timeout=10)
+    assert st.exit_code == 7 and st.reason == "Error", st
+    import json
+    assert json.loads(pid_before)["pid"] == json.loads(e.status(ticker, verbose=True).info["info"])["pid"]
+    n_before = len(e.output(pcfg, "ticker").split())
+    wait_for(lambda: len(e.output(pcfg, "ticker").split()) > n_before + 5, what="more ticker output")
+    e.stop(ticker, timeout=5)
+    nums = [int(x) for x in e.output(pcfg, "ticker").split()]
+    assert nums == list(range(len(nums))), "log lost lines across restarts"
+    assert e.status(ticker).status.exit_code == 0
+    e.stop(quick, timeout=1)
+    assert e.status(quick).status.exit_code == 137
+
+
+def test_kill_mid_stop():
+    e = ENV
+    pod, pcfg = e.run_pod("midstop")
+    cid = e.run(pod, pcfg, "stubborn", ["sh", "-c", "trap '' TERM; echo up; while true; do sleep 0.2; done"])
+    wait_for(lambda: "up" in e.output(pcfg, "stubborn"), what="output")
+    errs = []
+
+    def stopper():
+        try:
+            e.stop(cid, timeout=30)
+        except Exception as ex:
+            errs.append(ex)
+    t = threading.Thread(target=stopper)
+    t.start()
+    time.sleep(0.5)
+    e.restart()
+    t.join()
+    assert errs, "stop answered although cricd was killed"
+    # The stop died with cricd; the container ignored SIGTERM and still runs.
+    assert e.status(cid).status.state == pb().CONTAINER_RUNNING
+    e.stop(cid, timeout=1)
+    st = e.status(cid).status
+    assert st.state == pb().CONTAINER_EXITED and st.exit_code == 137, st
+    e.remove(cid)
+
+
+def test_kill_mid_create():
+    e = ENV
+    pod, pcfg = e.run_pod("midcreate", runtime_handler="slow")
+    errs = []
+
+    def creator():
+        try:
+            e.create(pod, pcfg, e.ctr_config("half", ["true"]), timeout=30)
+        except Exception as ex:
+            errs.append(ex)
+    t = threading.Thread(target=creator)
+    t.start()
+    ctr_dir = os.path.join(e.d.root, "containers")
+    before = set(os.listdir(ctr_dir))
+    wait_for(lambda: set(os.listdir(ctr_dir)) - before, what="container dir")
+    half = (set(os.listdir(ctr_dir)) - before).pop()
+    time.sleep(0.3)
+    e.restart()
+    t.join()
+    assert errs
+    # The half-created container is gone: not listed, no dir, no mount.
+    wait_for(lambda: half not in os.listdir(ctr_dir), what="cleanup of the half-created container")
+    r = pb().ListContainersRequest()
+    r.filter.pod_sandbox_id = pod
+    assert len(e.cl.runtime("ListContainers", r).containers) == 0
+    with open("/proc/self/mountinfo") as f:
+        assert half not in f.read()
+
+
+def test_crun_handler():
+    e = ENV
+    if not os.access(ctrlib.CRUN, os.X_OK):
+        raise harness.SkipTest("crun not installed")
+    pod, pcfg = e.run_pod("crunpod", runtime_handler="crun")
+    try:
+        cid = e.create(pod, pcfg, e.ctr_config("c", ["sh", "-c", "echo via-crun"]))
+    except Exception as ex:
+        if "cgroup" in str(ex).lower():
+            raise harness.SkipTest("crun cannot create containers on this cgroup layout: %s" % str(ex)[:200])
+        raise
+    e.start(cid)
+    st = e.wait_state(cid, pb().CONTAINER_EXITED)
+    assert st.exit_code == 0 and e.output(pcfg, "c") == "via-crun\n"
+    assert "crun" in e.status(cid, verbose=True).info["info"]
+
+
+def test_unknown_handler():
+    e = ENV
+    pcfg = e.pod_config("nohandler")
+    try:
+        e.cl.runtime("RunPodSandbox", pb().RunPodSandboxRequest(config=pcfg, runtime_handler="kata"))
+        raise AssertionError("unknown handler accepted")
+    except Exception as ex:
+        assert "kata" in str(ex), ex
+
+
+def test_fifty_in_parallel():
+    e = ENV
+    pods = [e.run_pod("par%d" % i) for i in range(5)]
+
+    def one(i):
+        pod, pcfg = pods[i % 5]
+        cid = e.create(pod, pcfg, e.ctr_config("c%d" % i, ["sh", "-c", "trap 'exit 0' TERM; echo n%d; "
+                                                                      "sleep 100 & wait" % i]))
+        e.start(cid)
+        return cid
+    with concurrent.futures.ThreadPoolExecutor(25) as ex:
+        cids = list(ex.map(one, range(50)))
+    assert len(set(cids)) == 50
+    r = pb().ListContainersRequest()
+    r.filter.state.state = pb().CONTAINER_RUNNING
+    running = set(c.id for c in e.cl.runtime("ListContainers", r).containers)
+    assert set(cids) <= running
+    for i in range(50):
+        pod, pcfg = pods[i % 5]
+        wait_for(lambda: e.output(pcfg, "c%d" % i) == "n%d\n" % i, what="output of c%d" % i)
+    with concurrent.futures.ThreadPoolExecutor(25) as ex:
+        list(ex.map(lambda c: e.stop(c, timeout=10), cids))
+    for c in cids:
+        assert e.status(c).status.exit_code == 0
+    with concurrent.futures.ThreadPoolExecutor(25) as ex:
+        list(ex.map(e.remove, cids))
+    left = set(c.id for c in e.cl.runtime("ListContainers").containers)
+    assert not (left & set(cids))
+
+
+def main():
+    global ENV
+    # A handler whose "create" is slow (and then fails) to catch cricd mid-create.
+    d = harness.Daemon()
+    slow = os.path.join(d.dir, "slow-runtime")
+    with open(slow, "w") as f:
+        f.write("#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = create ] && { sleep 3; exit 1; }; done\n"
+                "exec %s \"$@\"\n" % ctrlib.RUNC)
+    os.chmod(slow, 0o755)
+    env = ctrlib.Env(extra={"runtime": {"handlers": {
+        "runc": {"path": ctrlib.RUNC, "root": os.path.join(d.dir, "runc")},
+        "crun": {"path": ctrlib.CRUN, "root": os.path.join(d.dir, "crun")},
+        "slow": {"path": slow, "root": os.path.join(d.dir, "slowroot")}}}}, daemon=d)
+    with env as e:
+        ENV = e
+        harness.run_tests([test_restart_running_and_exited, test_kill_mid_stop, test_kill_mid_create,
+                           test_crun_handler, test_unknown_handler, test_fifty_in_parallel])
+
+
+if __name__ == "__main__":
+    main()
