@@ -88,7 +88,7 @@ struct cric_call {
     bool cancelled;
     /* queued response bytes for the data provider */
     uint8_t *out;
-    size_t out_len, out_off;
+    size_t out_len, out_off, out_cap;
     bool trailers_pending;    /* finish(): trailers go after the queued data */
     bool deferred;            /* the data provider returned DEFERRED */
     int status;
