@@ -289,10 +289,17 @@ static ssize_t read_out(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, si
     size_t n = call->out_len - call->out_off;
     if (n > length)
         n = length;
-    memcpy(buf, call->out + call->out_off, n);
+    if (n)
+        memcpy(buf, call->out + call->out_off, n);
     call->out_off += n;
     if (call->out_off == call->out_len) {
         call->out_off = call->out_len = 0;
+        if (call->out_cap > 65536) {
+            /* a drained burst: do not keep its buffer for the stream's life */
+            free(call->out);
+            call->out = NULL;
+            call->out_cap = 0;
+        }
         if (call->trailers_pending) {
             nghttp2_nv nv[2];
             char code[16];
@@ -324,16 +331,22 @@ static int queue_out(cric_call *call, uint8_t *data, size_t len)
     }
     if (call->out_len - call->out_off + len > CRIC__GRPC_MAX_QUEUED)
         return -ENOBUFS;
-    if (!call->out_len && !call->out) {
+    if (!call->out) {
         call->out = data; /* common unary case: no copy */
-        call->out_len = len;
+        call->out_len = call->out_cap = len;
         return 0;
     }
-    uint8_t *n = realloc(call->out, call->out_len + len);
-    if (!n)
-        return -ENOMEM;
-    memcpy(n + call->out_len, data, len);
-    call->out = n;
+    if (call->out_len + len > call->out_cap) {
+        size_t cap = call->out_cap * 2;
+        if (cap < call->out_len + len)
+            cap = call->out_len + len;
+        uint8_t *n = realloc(call->out, cap);
+        if (!n)
+            return -ENOMEM;
+        call->out = n;
+        call->out_cap = cap;
+    }
+    memcpy(call->out + call->out_len, data, len);
     call->out_len += len;
     free(data);
     return 0;

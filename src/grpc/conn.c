@@ -216,8 +216,11 @@ void cric__conn_flush(struct cric__conn *c)
         }
         if (n == 0)
             break;
-        if (c->mem)
+        if (c->mem) {
+            if (c->mem_out)
+                c->mem_out(p, (size_t)n, c->mem_out_arg);
             continue;
+        }
         if (!w || w->len + (size_t)n > cap) {
             size_t ncap = cap ? cap * 2 : 16384;
             while (ncap < (w ? w->len : 0) + (size_t)n)
@@ -308,13 +311,16 @@ void cric__conn_close(struct cric__conn *c)
     uv_close((uv_handle_t *)&c->pipe, on_close);
 }
 
-int cric__conn_new_mem(cric_server *s, struct cric__conn **out, cric_error **err)
+int cric__conn_new_mem(cric_server *s, void (*out_cb)(const uint8_t *, size_t, void *), void *arg,
+                       struct cric__conn **out, cric_error **err)
 {
     struct cric__conn *c = calloc(1, sizeof(*c));
     if (!c)
         return cric_error_new(err, -ENOMEM, "grpc: out of memory");
     c->srv = s;
     c->mem = true;
+    c->mem_out = out_cb;
+    c->mem_out_arg = arg;
     int r = cric__conn_init_session(c, err);
     if (r < 0) {
         free(c);
