@@ -98,6 +98,12 @@ static int parse_args(int argc, char **argv, struct cshim_args *a)
             return -1;
         }
     }
+    struct sockaddr_un sa;
+    if (a->state_dir && strlen(a->state_dir) + sizeof("/" CRIC_SHIM_CONTROL_SOCK) > sizeof(sa.sun_path)) {
+        fprintf(stderr, "cric-shim: --state-dir '%s' is too long for its sockets (max %zu bytes)\n", a->state_dir,
+                sizeof(sa.sun_path) - sizeof("/" CRIC_SHIM_CONTROL_SOCK));
+        return -1;
+    }
     if (strchr(a->id, '/') || a->id[0] == '.') {
         fprintf(stderr, "cric-shim: invalid container id '%s'\n", a->id);
         return -1;

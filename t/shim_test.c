@@ -149,6 +149,12 @@ START_TEST(runtime_error_text)
     char *m = cric_runtime_error_text(&r);
     ck_assert_str_eq(m, "container \"x\" does not exist");
     free(m);
+    char json[] = "{\"level\": \"error\", \"msg\": \"cannot \\\"start\\\"\"}\n";
+    r.err = json;
+    r.err_len = strlen(json);
+    m = cric_runtime_error_text(&r);
+    ck_assert_str_eq(m, "cannot \"start\"");
+    free(m);
     char err2[] = "  plain failure\n";
     r.err = err2;
     r.err_len = strlen(err2);
