@@ -442,9 +442,10 @@ static struct cric_sandbox *sb_from_config(struct cric_sandbox_service *svc, con
     return sb;
 }
 
+/* Names travel in CNI_ARGS ("K=V;K=V") and in paths. */
 static bool bad_name(const char *s)
 {
-    return !s || !*s || strchr(s, '/') || strchr(s, '\n') || strlen(s) > 253;
+    return !s || !*s || strpbrk(s, "/\n;=") || strlen(s) > 253;
 }
 
 int cric_sandbox_run(struct cric_sandbox_service *svc, const Runtime__V1__PodSandboxConfig *cfg,
@@ -455,10 +456,10 @@ int cric_sandbox_run(struct cric_sandbox_service *svc, const Runtime__V1__PodSan
     if (!cfg || !cfg->metadata)
         return cric_error_new(err, -EINVAL, "RunPodSandbox: config.metadata is required");
     const Runtime__V1__PodSandboxMetadata *md = cfg->metadata;
-    if (bad_name(md->name) || bad_name(md->namespace_) || !md->uid || !*md->uid || strchr(md->uid, '\n'))
+    if (bad_name(md->name) || bad_name(md->namespace_) || !md->uid || !*md->uid || strpbrk(md->uid, "\n;="))
         return cric_error_new(err, -EINVAL,
-                              "RunPodSandbox: metadata name, uid and namespace must be non-empty (name and "
-                              "namespace without '/')");
+                              "RunPodSandbox: metadata name, uid and namespace must be non-empty and free of "
+                              "';', '=' and newlines (name and namespace also of '/')");
     if (cfg->hostname && (strchr(cfg->hostname, '\n') || strlen(cfg->hostname) > 64))
         return cric_error_new(err, -EINVAL, "RunPodSandbox: hostname '%s' is not valid", cfg->hostname);
     for (size_t i = 0; i < svc->n; i++) {
