@@ -293,6 +293,8 @@ START_TEST(host_network_and_bad_input)
     d = run("", true);
     ck_assert_int_eq(d.rc, -EINVAL);
     ck_assert_ptr_nonnull(strstr(d.msg, "metadata"));
+    d = run("a;K8S_POD_NAME=b", false);
+    ck_assert_int_eq(d.rc, -EINVAL);
 }
 END_TEST
 
