@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api.pb-c.h"
+#include "cni/cni.h"
 #include "cri/cri.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -29,41 +30,9 @@ static void on_version(cric_call *call, const ProtobufCMessage *req, void *ctx)
     cric_call_reply(call, &resp.base);
 }
 
-static bool is_cni_config_name(const char *name)
-{
-    static const char *const exts[] = { ".conf", ".conflist", ".json" };
-    if (name[0] == '.')
-        return false;
-    size_t n = strlen(name);
-    for (size_t i = 0; i < ARRAY_SIZE(exts); i++) {
-        size_t e = strlen(exts[i]);
-        if (n > e && strcmp(name + n - e, exts[i]) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* NetworkReady is whether a CNI network config exists, as kubelet expects:
- * it keeps nodes NotReady until a network add-on has written one.  A
- * directory read is a few syscalls on a small local dir, acceptable on the
- * loop thread. */
-static bool network_ready(const char *dir, char **why)
-{
-    _cleanup_closedir_ DIR *d = opendir(dir);
-    if (!d) {
-        if (asprintf(why, "cannot read CNI config dir '%s': %s", dir, strerror(errno)) < 0)
-            *why = NULL;
-        return false;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (is_cni_config_name(de->d_name))
-            return true;
-    if (asprintf(why, "no CNI network config (*.conf, *.conflist, *.json) in '%s'", dir) < 0)
-        *why = NULL;
-    return false;
-}
-
+/* Status.  NetworkReady: a CNI config that parses and whose plugins exist, as kubelet
+ * expects (it keeps the node NotReady until a network add-on wrote one).  A
+ * read of a small local dir, acceptable on the loop thread. */
 static void on_status(cric_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     cricd *d = ctx;
@@ -75,7 +44,8 @@ static void on_status(cric_call *call, const ProtobufCMessage *msg, void *ctx)
     Runtime__V1__RuntimeCondition net_ready = RUNTIME__V1__RUNTIME_CONDITION__INIT;
     net_ready.type = "NetworkReady";
     _cleanup_free_ char *why = NULL;
-    net_ready.status = network_ready(d->cfg->network_config_dir, &why);
+    net_ready.status = cric_cni_ready(d->cfg->network_config_dir,
+                                      (const char *const *)d->cfg->network_plugin_dirs, &why);
     if (!net_ready.status) {
         net_ready.reason = "NetworkPluginNotReady";
         net_ready.message = why ? why : "network plugin not ready";
