@@ -156,7 +156,7 @@ int main(int argc, char **argv)
         }
         while (left > 0 && uv_run(&loop, UV_RUN_ONCE))
             ;
-        cric_puller_close(p);
+        cric_puller_close(p, NULL, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&loop) != 0) {
             fprintf(stderr, "loop still has handles\n");

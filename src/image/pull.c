@@ -101,6 +101,8 @@ struct cric_puller {
     unsigned jobs;       /* thread-pool jobs in flight (unpack, gc) */
     bool closing;
     unsigned seq;
+    void (*closed)(void *);
+    void *closed_data;
 };
 
 static void pull_fail(struct pull *pl, cric_error *e);
@@ -463,8 +465,8 @@ static void pull_maybe_free(struct pull *pl)
             trashed = true;
         }
     pull_free(pl);
-    if (trashed || true)
-        schedule_gc(p);
+    (void)trashed;
+    schedule_gc(p); /* failed unpacks and released layers sit in the trash */
     puller_maybe_free(p);
 }
 
@@ -1148,16 +1150,25 @@ int cric_puller_new(uv_loop_t *loop, struct cric_image_store *store, const struc
 static void puller_maybe_free(struct cric_puller *p)
 {
     if (p->closing && !p->pulls && !p->jobs) {
+        void (*closed)(void *) = p->closed;
+        void *data = p->closed_data;
         cric_http_close(p->http);
         free(p);
+        if (closed)
+            closed(data);
     }
 }
 
-void cric_puller_close(struct cric_puller *p)
+void cric_puller_close(struct cric_puller *p, void (*done)(void *), void *data)
 {
-    if (!p)
+    if (!p) {
+        if (done)
+            done(data);
         return;
+    }
     p->closing = true;
+    p->closed = done;
+    p->closed_data = data;
     p->jobs++; /* keep p alive through the fails below */
     while (p->pulls) {
         cric_error *e = NULL;
