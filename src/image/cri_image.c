@@ -146,6 +146,7 @@ static void on_pull(cric_call *call, const ProtobufCMessage *msg, void *ctx)
         auth.username = req->auth->username;
         auth.password = req->auth->password;
         auth.auth = req->auth->auth;
+        auth.identity_token = req->auth->identity_token;
         auth.registry_token = req->auth->registry_token;
     }
     struct pull_ctx *pc = calloc(1, sizeof(*pc));

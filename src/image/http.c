@@ -344,6 +344,8 @@ int cric_http_get(struct cric_http *h, const struct cric_http_opts *o, cric_http
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+    if (o->post_form)
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, o->post_form);
     if (o->tls.ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, o->tls.ca_file);
     if (o->tls.client_cert)

@@ -19,6 +19,7 @@ struct cric_pull_auth {
     const char *username;
     const char *password;
     const char *auth;            /* base64 "user:password" */
+    const char *identity_token;  /* OAuth2 refresh token for the token server */
     const char *registry_token;  /* a bearer token for the registry */
 };
 

@@ -240,6 +240,17 @@ def test_token_auth():
         shutil.rmtree(root, ignore_errors=True)
     msg = fail_case(token.host + "/other:v1", "rejected the credentials", extra=["--creds", "tester:nope-pw"])
     assert "nope-pw" not in msg
+    fail_case(token.host + "/other:v1", "rejected the anonymous request")
+    # identity token: OAuth2 refresh-token grant
+    root = tempfile.mkdtemp(prefix="cric-pt-")
+    try:
+        p, lines = pull(root, token.host + "/other:v1", extra=["--identity-token", "good-refresh-token"])
+        assert lines[0].split()[2] == imgs["other"].config_digest
+        assert token.token.requests[-1].startswith("POST "), token.token.requests[-1]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    msg = fail_case(token.host + "/other:v1", "rejected the credentials", extra=["--identity-token", "bad-rt-x"])
+    assert "bad-rt-x" not in msg
 
 
 def test_lying_registry():
