@@ -121,6 +121,13 @@ def test_pull_multilayer_whiteouts():
         assert f[2] == imgs["busybox"].config_digest, lines
         dirs = f[3:]
         assert len(dirs) == 3
+        # layer dirs are named by chain ID (OCI image spec)
+        import hashlib
+        chain = []
+        for l in imgs["busybox"].layers:
+            chain.append(l.diff_id if not chain else
+                         "sha256:" + hashlib.sha256((chain[-1] + " " + l.diff_id).encode()).hexdigest())
+        assert [os.path.basename(os.path.dirname(x)) for x in dirs] == [c[7:] for c in chain], (dirs, chain)
         st = os.lstat(os.path.join(dirs[1], "etc", "gone"))
         assert os.major(st.st_rdev) == 0 and (st.st_mode & 0o170000) == 0o020000  # whiteout char dev 0/0
         assert os.getxattr(os.path.join(dirs[1], "opq"), "trusted.overlay.opaque") == b"y"
