@@ -5,9 +5,10 @@
  *
  * Methods:
  *   /runtime.v1.RuntimeService/Version  echoes request.version; "stats" answers
- *                                       runtime_version "cancelled=N answered=N"
+ *                                       runtime_version "cancelled=N answered=N started=N"
  *   /cric.test/Slow (VersionRequest)    answers after version (ms) on a uv timer
  *   /cric.test/Fail (VersionRequest)    fails with -errno version via cric_call_fail_error
+ *                                       ("<errno> long": with a 10000-byte message)
  *   /runtime.v1.ImageService/ListImages filter.image.image images (default 20000, ~2 MiB)
  *   /runtime.v1.RuntimeService/GetContainerEvents  --events events, then OK
  *   /cric.test/Endless (GetEventsRequest)          an event every 5 ms until cancelled
@@ -24,14 +25,14 @@
 #include "util/log.h"
 
 static unsigned n_events = 100;
-static unsigned n_cancelled, n_answered;
+static unsigned n_cancelled, n_answered, n_started;
 
 static void version(cric_call *call, const ProtobufCMessage *req, void *ctx)
 {
     const Runtime__V1__VersionRequest *r = (const void *)req;
     Runtime__V1__VersionResponse resp = RUNTIME__V1__VERSION_RESPONSE__INIT;
-    char stats[64];
-    snprintf(stats, sizeof(stats), "cancelled=%u answered=%u", n_cancelled, n_answered);
+    char stats[96];
+    snprintf(stats, sizeof(stats), "cancelled=%u answered=%u started=%u", n_cancelled, n_answered, n_started);
     resp.version = r->version;
     resp.runtime_name = "grpc_testsrv";
     resp.runtime_version = strcmp(r->version, "stats") == 0 ? stats : "0";
@@ -68,6 +69,7 @@ static void slow(cric_call *call, const ProtobufCMessage *req, void *ctx)
         return;
     }
     s->call = call;
+    n_started++;
     uv_timer_init(ctx, &s->timer);
     s->timer.data = s;
     uv_timer_start(&s->timer, slow_fire, strtoull(r->version, NULL, 10), 0);
@@ -77,6 +79,14 @@ static void fail(cric_call *call, const ProtobufCMessage *req, void *ctx)
 {
     const Runtime__V1__VersionRequest *r = (const void *)req;
     cric_error e = { .code = -atoi(r->version), .msg = "failed on purpose: \xc3\xa9t\xc3\xa9 100% \"quoted\"\nline" };
+    char longmsg[10001];
+    if (strstr(r->version, "long")) {
+        /* 5000 two-byte characters: the server cuts it, on a character boundary */
+        for (int i = 0; i < 10000; i += 2)
+            longmsg[i] = (char)0xc3, longmsg[i + 1] = (char)0xa9;
+        longmsg[10000] = 0;
+        e.msg = longmsg;
+    }
     cric_call_fail_error(call, &e);
 }
 
