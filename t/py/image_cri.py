@@ -103,9 +103,10 @@ def test_concurrent_and_restart():
         d.cleanup()
 
 
-def test_killed_mid_pull():
-    """cricd SIGKILLed while a layer streams in: the restarted daemon cleans
-    up and the store is as before the pull."""
+def interrupted_pull(sig):
+    """cricd stopped (sig) while a layer download hangs: it exits (cleanly on
+    SIGTERM, after the grace period) and the restarted daemon has the store
+    as it was before the pull."""
     pb = pb2()
     import signal
     import time
@@ -137,9 +138,12 @@ def test_killed_mid_pull():
                 assert time.time() < deadline, "download never started"
                 time.sleep(0.05)
             time.sleep(0.3)
-            d.proc.send_signal(signal.SIGKILL)
-            d.proc.wait()
+            d.proc.send_signal(sig)
+            rc = d.proc.wait(30)
             d.proc = None
+            if sig == signal.SIGTERM:
+                assert rc == 0, "cricd exited %d:\n%s" % (rc, d.logtext()[-3000:])
+                assert tree() == before, set(tree()) ^ set(before)
             fut.exception()
             c.close()
             d.start()
@@ -151,6 +155,16 @@ def test_killed_mid_pull():
             d.cleanup()
     finally:
         liar.stop()
+
+
+def test_killed_mid_pull():
+    import signal
+    interrupted_pull(signal.SIGKILL)
+
+
+def test_sigterm_mid_pull():
+    import signal
+    interrupted_pull(signal.SIGTERM)
 
 
 def test_pinned():
@@ -243,7 +257,7 @@ def main():
                                       extra_config={"User": "1000"})
         reg.push_image("other:v1", imgs["other"])
         basic = cricreg.Registry(auth="htpasswd", storage=reg.storage).start()
-        run_tests([test_pull_list_status_remove, test_concurrent_and_restart, test_killed_mid_pull, test_pinned, test_auth_and_secrets,
+        run_tests([test_pull_list_status_remove, test_concurrent_and_restart, test_killed_mid_pull, test_sigterm_mid_pull, test_pinned, test_auth_and_secrets,
                    test_cricctl])
     finally:
         for r in (reg, basic):

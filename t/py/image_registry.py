@@ -9,7 +9,7 @@ import shutil
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "registry"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cricreg  # noqa: E402
-from harness import BUILDDIR, SKIP, run_tests, unmount_under  # noqa: E402
+from harness import BUILDDIR, SKIP, SkipTest, run_tests, unmount_under  # noqa: E402
 
 TOOL = os.path.join(BUILDDIR, "t", "image_pull_tool")
 reg = None       # open registry with the test images
@@ -22,7 +22,8 @@ imgs = {}
 def tool(root, *args, extra=()):
     cmd = [TOOL, "--root", root]
     for r in (reg, basic, token):
-        cmd += ["--insecure", r.host]
+        if r:
+            cmd += ["--insecure", r.host]
     cmd += ["--insecure", liar.host] + list(extra) + list(args)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert p.returncode != 3, "loop left handles open:\n" + p.stderr
@@ -82,7 +83,8 @@ def setup():
     relsym = cricreg.TarBuilder().symlink("a/ln", "../../../escaped").bytes()
     reg.push_image("relsym:latest", cricreg.Image([cricreg.Layer(relsym)]))
     basic = cricreg.Registry(auth="htpasswd", storage=reg.storage).start()
-    token = cricreg.Registry(auth="token", storage=reg.storage).start()
+    if shutil.which("openssl"):  # signs tokens, makes certificates
+        token = cricreg.Registry(auth="token", storage=reg.storage).start()
     liar = cricreg.LyingRegistry()
     corrupt = cricreg.Image([cricreg.Layer(cricreg.TarBuilder().file("c", "c" * 5000).bytes())])
     liar.add_image("corrupt:latest", corrupt)
@@ -91,6 +93,13 @@ def setup():
     liar.add_image("drop:latest", drop)
     liar.drop.add(drop.layers[0].digest)
     liar.add_image("mirrored:latest", imgs["other"])
+    # two images sharing their two lower layers
+    base = [cricreg.Layer(cricreg.TarBuilder().file("base", os.urandom(400000)).bytes()),
+            cricreg.Layer(cricreg.TarBuilder().file("mid", os.urandom(200000)).bytes())]
+    imgs["share1"] = cricreg.Image(base + [cricreg.Layer(cricreg.TarBuilder().file("one", "1").bytes())])
+    imgs["share2"] = cricreg.Image(base + [cricreg.Layer(cricreg.TarBuilder().file("two", "2").bytes())])
+    liar.add_image("share1:latest", imgs["share1"])
+    liar.add_image("share2:latest", imgs["share2"])
     imgs["redir"] = cricreg.Image([cricreg.Layer(cricreg.TarBuilder().file("r", "redirected\n").bytes())])
     liar.add_image("redir:latest", imgs["redir"])
     liar.redirect.add(imgs["redir"].layers[0].digest)
@@ -119,6 +128,13 @@ def test_pull_multilayer_whiteouts():
         assert f[2] == imgs["busybox"].config_digest, lines
         dirs = f[3:]
         assert len(dirs) == 3
+        # layer dirs are named by chain ID (OCI image spec)
+        import hashlib
+        chain = []
+        for l in imgs["busybox"].layers:
+            chain.append(l.diff_id if not chain else
+                         "sha256:" + hashlib.sha256((chain[-1] + " " + l.diff_id).encode()).hexdigest())
+        assert [os.path.basename(os.path.dirname(x)) for x in dirs] == [c[7:] for c in chain], (dirs, chain)
         st = os.lstat(os.path.join(dirs[1], "etc", "gone"))
         assert os.major(st.st_rdev) == 0 and (st.st_mode & 0o170000) == 0o020000  # whiteout char dev 0/0
         assert os.getxattr(os.path.join(dirs[1], "opq"), "trusted.overlay.opaque") == b"y"
@@ -190,6 +206,23 @@ def test_concurrent_pulls():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_shared_layers_fetched_once():
+    """Concurrent pulls of different images with common lower layers fetch
+    each common layer once."""
+    root = tempfile.mkdtemp(prefix="cric-pt-")
+    try:
+        liar.blob_gets.clear()
+        p, lines = pull(root, liar.host + "/share1:latest", liar.host + "/share2:latest", extra=["--max", "1"])
+        ids = sorted(l.split()[2] for l in lines)
+        assert ids == sorted([imgs["share1"].config_digest, imgs["share2"].config_digest])
+        for l in imgs["share1"].layers[:2]:
+            assert liar.blob_gets.get(l.digest) == 1, (liar.blob_gets, [x.digest for x in imgs["share1"].layers],
+                                                       [x.digest for x in imgs["share2"].layers])
+        assert len(os.listdir(os.path.join(root, "images", "layers"))) == 4
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_unknown_and_bad_refs():
     fail_case(reg.host + "/nothere:latest", "not found in registry " + reg.host)
     fail_case(reg.host + "/busybox:nosuchtag", "not found")
@@ -225,6 +258,8 @@ def test_basic_auth():
 
 
 def test_token_auth():
+    if token is None:
+        raise SkipTest("openssl CLI missing")
     root = tempfile.mkdtemp(prefix="cric-pt-")
     try:
         n = len(token.token.requests)
@@ -236,6 +271,17 @@ def test_token_auth():
         shutil.rmtree(root, ignore_errors=True)
     msg = fail_case(token.host + "/other:v1", "rejected the credentials", extra=["--creds", "tester:nope-pw"])
     assert "nope-pw" not in msg
+    fail_case(token.host + "/other:v1", "rejected the anonymous request")
+    # identity token: OAuth2 refresh-token grant
+    root = tempfile.mkdtemp(prefix="cric-pt-")
+    try:
+        p, lines = pull(root, token.host + "/other:v1", extra=["--identity-token", "good-refresh-token"])
+        assert lines[0].split()[2] == imgs["other"].config_digest
+        assert token.token.requests[-1].startswith("POST "), token.token.requests[-1]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    msg = fail_case(token.host + "/other:v1", "rejected the credentials", extra=["--identity-token", "bad-rt-x"])
+    assert "bad-rt-x" not in msg
 
 
 def test_lying_registry():
@@ -281,6 +327,8 @@ def test_mirrors():
 
 def test_tls_certs_dir():
     """HTTPS with a private CA and a client certificate from certs.d."""
+    if not shutil.which("openssl"):
+        raise SkipTest("openssl CLI missing")
     tls = cricreg.Registry(storage=reg.storage, tls=True).start()
     root = tempfile.mkdtemp(prefix="cric-pt-")
     try:
@@ -314,6 +362,7 @@ def main():
     try:
         setup()
         run_tests([test_pull_multilayer_whiteouts, test_index_picks_platform, test_concurrent_pulls,
+                   test_shared_layers_fetched_once,
                    test_unknown_and_bad_refs, test_basic_auth, test_token_auth, test_lying_registry, test_redirect_followed,
                    test_bad_layers, test_mirrors, test_tls_certs_dir])
     finally:

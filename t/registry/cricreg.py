@@ -255,6 +255,7 @@ class TokenServer:
         der = base64.b64decode("".join(l for l in pem.splitlines() if "-----" not in l))
         self.x5c = base64.b64encode(der).decode()
         self.requests = []
+        self.refresh_tokens = {"good-refresh-token"}
         self.port = free_port()
         self.realm = "http://127.0.0.1:%d/token" % self.port
         outer = self
@@ -262,6 +263,21 @@ class TokenServer:
         class H(http.server.BaseHTTPRequestHandler):
             def log_message(self, *a):
                 pass
+
+            def do_POST(self):
+                # OAuth2 refresh-token grant (docker identity tokens)
+                from urllib.parse import parse_qs
+                n = int(self.headers.get("Content-Length", "0"))
+                form = parse_qs(self.rfile.read(n).decode())
+                outer.requests.append("POST " + " ".join(sorted(form)))
+                if form.get("grant_type") != ["refresh_token"] or \
+                        form.get("refresh_token", [""])[0] not in outer.refresh_tokens:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                    return
+                self.issue(form.get("scope", []))
 
             def do_GET(self):
                 outer.requests.append(self.path)
@@ -278,15 +294,18 @@ class TokenServer:
                         return
                 from urllib.parse import urlparse, parse_qs
                 q = parse_qs(urlparse(self.path).query)
+                self.issue(q.get("scope", []))
+
+            def issue(self, scopes):
                 access = []
-                for scope in q.get("scope", []):
+                for scope in scopes:
                     typ, _, rest = scope.partition(":")
                     name, _, actions = rest.rpartition(":")
                     access.append({"type": typ, "name": name, "actions": actions.split(",")})
                 tok = outer.sign({"iss": "cric-issuer", "sub": "tester", "aud": outer.service,
                                   "exp": int(time.time()) + 600, "nbf": int(time.time()) - 10,
                                   "iat": int(time.time()), "jti": os.urandom(8).hex(), "access": access})
-                body = json.dumps({"token": tok}).encode()
+                body = json.dumps({"token": tok, "access_token": tok}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -487,6 +506,7 @@ class LyingRegistry:
         self.stall = set()
         self.redirect = set()   # blobs answered with a 307 to /storage/ on "localhost"
         self.storage_hits = []  # (digest, Authorization header) of redirected fetches
+        self.blob_gets = {}     # digest -> number of GETs
         self.stopping = threading.Event()
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
@@ -512,6 +532,8 @@ class LyingRegistry:
                 if kind == "manifests" and (repo, ref) in outer.manifests:
                     data, mt = outer.manifests[(repo, ref)]
                     return self.reply(200, data, mt)
+                if kind == "blobs":
+                    outer.blob_gets[ref] = outer.blob_gets.get(ref, 0) + 1
                 if kind == "blobs" and ref in outer.redirect:
                     self.send_response(307)
                     self.send_header("Location", "http://localhost:%d/storage/%s" % (outer.port, ref))
