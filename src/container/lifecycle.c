@@ -306,7 +306,7 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
             return r == -ENOENT ? cric_error_new(err, -ENOENT, "pod sandbox '%s' not found", req->pod_sandbox_id)
                                 : r;
         if (sb->state != CRIC_SANDBOX_READY)
-            return cric_error_new(err, -EINVAL, "pod sandbox %s is not ready", sb->id);
+            return cric_error_new(err, -EBUSY, "pod sandbox %s is not ready", sb->id);
     }
     const char *sb_id = sb ? sb->id : req->pod_sandbox_id;
     for (size_t i = 0; i < svc->n; i++) {
@@ -514,10 +514,10 @@ void cric_container_start(struct cric_container_service *svc, const char *id, cr
     cric_error *err = NULL;
     struct ctr *c = cric__ctr_find(svc, id, &err);
     if (c && c->state != CTR_CREATED)
-        cric_error_new(&err, -EINVAL, "container %s is %s, not created", c->id,
+        cric_error_new(&err, -EBUSY, "container %s is %s, not created", c->id,
                        c->state == CTR_CREATING ? "being created" : c->state == CTR_RUNNING ? "running" : "exited");
     if (c && c->removing && !err)
-        cric_error_new(&err, -EINVAL, "container %s is being removed", c->id);
+        cric_error_new(&err, -EBUSY, "container %s is being removed", c->id);
     struct start_op *op = err ? NULL : calloc(1, sizeof(*op));
     if (!err && !op)
         cric_error_sys(&err, -ENOMEM, "StartContainer");

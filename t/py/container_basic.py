@@ -283,6 +283,45 @@ def test_pod_stop_remove_takes_containers():
     assert len(e.cl.runtime("ListContainers", r).containers) == 0
 
 
+def test_update_resources_reopen_log():
+    e = ENV
+    import json
+    pod, pcfg = e.run_pod("upd")
+    cfg = e.ctr_config("u", ["sh", "-c", "trap 'exit 0' TERM; while true; do echo tick; sleep 0.1; done & wait"])
+    cfg.linux.resources.memory_limit_in_bytes = 64 << 20
+    cid = e.create(pod, pcfg, cfg)
+    e.start(cid)
+    info = json.loads(e.status(cid, verbose=True).info["info"])
+    cg = info["runtimeSpec"]["linux"]["cgroupsPath"]
+    limit = "/sys/fs/cgroup/memory" + cg + "/memory.limit_in_bytes"
+    if os.path.exists(limit):
+        with open(limit) as f:
+            assert int(f.read()) == 64 << 20
+    req = pb().UpdateContainerResourcesRequest(container_id=cid)
+    req.linux.memory_limit_in_bytes = 96 << 20
+    req.linux.cpu_shares = 256
+    e.cl.runtime("UpdateContainerResources", req)
+    if os.path.exists(limit):
+        with open(limit) as f:
+            assert int(f.read()) == 96 << 20
+    st = e.status(cid).status
+    assert st.resources.linux.memory_limit_in_bytes == 96 << 20 and st.resources.linux.cpu_shares == 256
+    # kubelet's rotation: rename, then ReopenContainerLog; output goes on in a new file.
+    log = st.log_path
+    os.rename(log, log + ".1")
+    e.cl.runtime("ReopenContainerLog", pb().ReopenContainerLogRequest(container_id=cid))
+    deadline = time.time() + 10
+    while not (os.path.exists(log) and b"tick" in open(log, "rb").read()) and time.time() < deadline:
+        time.sleep(0.05)
+    assert b"tick" in open(log, "rb").read()
+    e.stop(cid, timeout=5)
+    try:
+        e.cl.runtime("ReopenContainerLog", pb().ReopenContainerLogRequest(container_id=cid))
+        raise AssertionError("reopen of a stopped container")
+    except Exception as ex:
+        assert "not running" in str(ex) and "FAILED_PRECONDITION" in str(ex), ex
+
+
 def main():
     global ENV
     images = {"test/busybox": None,
@@ -292,7 +331,8 @@ def main():
         ENV = e
         harness.run_tests([test_lifecycle, test_stop_timeout_kill, test_command_args_env_workdir_user,
                            test_mounts_readonly_termination, test_capabilities_privileged, test_oom_killed,
-                           test_exec_sync, test_unknown_image_and_pod, test_pod_stop_remove_takes_containers])
+                           test_exec_sync, test_update_resources_reopen_log, test_unknown_image_and_pod,
+                           test_pod_stop_remove_takes_containers])
 
 
 if __name__ == "__main__":
