@@ -151,7 +151,10 @@ class Env:
         except Exception:
             pass
         self.cl.close()
-        self.d.stop()
+        rc = self.d.stop()
+        log = self.d.logtext()
+        self.sanitizer_report = "Sanitizer" in log and ("ERROR:" in log or "runtime error" in log)
+        self.exit_code = rc
         for runtime_root in ("runc", "crun"):
             rr = os.path.join(self.d.dir, runtime_root)
             if os.path.isdir(rr):
@@ -167,7 +170,12 @@ class Env:
     def __exit__(self, *exc):
         if exc[0] is not None and not (exc[0] is SystemExit and not exc[1].code):
             sys.stderr.write("--- cricd log ---\n" + self.d.logtext()[-30000:] + "\n")
+        log = self.d.logtext()
         self.cleanup()
+        # A sanitizer report or an unclean exit of cricd fails the whole file.
+        if self.sanitizer_report or self.exit_code not in (0, None):
+            sys.stderr.write("cricd exited %s; log tail:\n%s\n" % (self.exit_code, log[-20000:]))
+            sys.exit(1)
         return False
 
     # ---- pods and containers ----
