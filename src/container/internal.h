@@ -36,6 +36,7 @@ struct ctr {
     char *handler;            /* runtime handler name ("" default) */
     char *runtime, *runtime_root;
     char *log_path;           /* "" = none */
+    char **layers;            /* chain IDs held in the image store (NULL-terminated, owned) */
     int pid;
     int stop_signal;
     uint32_t uid, gid;
@@ -84,6 +85,11 @@ int cric__waiter_add(struct ctr_waiter **list, cric_container_done_fn done, void
 /* lifecycle.c */
 void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex);
 void cric__ctr_remove(struct ctr *c, cric_container_done_fn done, void *data);
+/** After a restart: a "created" container whose start raced the crash may be
+ * running; asks the runtime and updates the record. */
+void cric__ctr_refresh_created(struct ctr *c);
+void cric__ctr_hold_layers(struct ctr *c);
+void cric__ctr_release_layers(struct ctr *c);
 int cric__runtime(struct ctr *c, const char *verb, const char *a1, const char *a2, unsigned timeout_ms,
                   cric_runtime_cb cb, void *data, cric_error **err);
 /* rootfs.c */

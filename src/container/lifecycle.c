@@ -357,6 +357,16 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         c->runtime_root = NULL;
     c->reason = strdup("");
     c->message = strdup("");
+    size_t nl = 0;
+    while (img->chain_ids && img->chain_ids[nl])
+        nl++;
+    if ((c->layers = calloc(nl + 1, sizeof(char *))))
+        for (size_t i = 0; i < nl; i++)
+            if (!(c->layers[i] = strdup(img->chain_ids[i]))) {
+                cric__spec_strv_free(c->layers);
+                c->layers = NULL;
+                break;
+            }
     if (asprintf(&c->dir, "%s/%s", svc->ctr_dir, c->id) < 0)
         c->dir = NULL;
     if (asprintf(&c->state_dir, "%s/%s", svc->run_dir, c->id) < 0)
@@ -370,7 +380,7 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         free(pbuf);
     }
     if (!c->sandbox_id || !c->image_name || !c->image_id || !c->image_ref || !c->handler || !c->runtime ||
-        !c->runtime_root || !c->reason || !c->message || !c->dir || !c->state_dir || !c->config ||
+        !c->runtime_root || !c->reason || !c->message || !c->dir || !c->state_dir || !c->config || !c->layers ||
         cric__ctr_add(svc, c) < 0) {
         c->refs = 1;
         cric__ctr_unref(c);
@@ -378,6 +388,8 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         return cric_error_sys(err, -ENOMEM, "CreateContainer");
     }
 
+    /* RemoveImage must not free layers under a container's overlay. */
+    cric__ctr_hold_layers(c);
     /* From here on failures undo through the common remove path. */
     struct cric_spec_info info = {0};
     char *json = NULL;
@@ -652,6 +664,7 @@ static void remove_finish(void *data, int rc)
     struct ctr *c = data;
     struct cric_container_service *svc = c->svc;
     (void)rc;
+    cric__ctr_release_layers(c);
     cric__waiters_fire(&c->remove_waiters, 0, NULL, c->id);
     if (!c->gone)
         cric__ctr_drop(c);
@@ -770,4 +783,39 @@ int cric__runtime(struct ctr *c, const char *verb, const char *a1, const char *a
     argv[n++] = c->id;
     argv[n] = NULL;
     return cric_runtime_run(c->svc->loop, argv, timeout_ms, cb, data, err);
+}
+
+void cric__ctr_hold_layers(struct ctr *c)
+{
+    /* A layer already gone (removed by hand) is simply not held. */
+    for (size_t i = 0; c->svc->images && c->layers && c->layers[i]; i++)
+        cric_image_store_hold_layer(c->svc->images, c->layers[i]);
+}
+
+void cric__ctr_release_layers(struct ctr *c)
+{
+    for (size_t i = 0; c->svc->images && c->layers && c->layers[i]; i++)
+        if (cric_image_store_has_layer(c->svc->images, c->layers[i]))
+            cric_image_store_release_layer(c->svc->images, c->layers[i]);
+    cric__spec_strv_free(c->layers);
+    c->layers = NULL;
+}
+
+static void refresh_k(struct ctr *c, const struct cric_runtime_result *res, void *arg)
+{
+    (void)arg;
+    if (res->status != 0 || !res->out || c->state != CTR_CREATED)
+        return;
+    /* runc/crun state: {"status": "running", ...} */
+    if (strstr(res->out, "\"status\": \"running\"") || strstr(res->out, "\"status\":\"running\"")) {
+        c->state = CTR_RUNNING;
+        if (!c->started_at)
+            c->started_at = cric__now_ns();
+        cric__ctr_save(c, NULL);
+    }
+}
+
+void cric__ctr_refresh_created(struct ctr *c)
+{
+    rt_run(c, (const char *[]){"state", c->id, NULL}, refresh_k, NULL);
 }

@@ -323,9 +323,26 @@ def test_update_resources_reopen_log():
         assert "not running" in str(ex) and "FAILED_PRECONDITION" in str(ex), ex
 
 
+def test_image_removed_under_container():
+    e = ENV
+    pod, pcfg = e.run_pod("imgrm")
+    cid = e.run(pod, pcfg, "solo", ["sleep", "1000"], image="test/solo")
+    layers = os.path.join(e.d.root, "images", "layers")
+    before = set(os.listdir(layers))
+    e.cl.image("RemoveImage", pb().RemoveImageRequest(image=pb().ImageSpec(image="test/solo")))
+    # The container's layer stays while the container exists.
+    assert set(os.listdir(layers)) == before
+    assert e.exec_sync(cid, ["cat", "/etc/passwd"]).exit_code == 0
+    e.remove(cid)
+    deadline = time.time() + 10
+    while len(os.listdir(layers)) >= len(before) and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(os.listdir(layers)) == len(before) - 1, (before, os.listdir(layers))
+
+
 def main():
     global ENV
-    images = {"test/busybox": None,
+    images = {"test/busybox": None, "test/solo": {"_layer": "solo"},
               "test/rules": {"Entrypoint": ["sh", "-c"], "Cmd": ["echo image-cmd"], "WorkingDir": "/work",
                              "User": "alice"}}
     with ctrlib.Env(images=images) as e:
@@ -333,6 +350,7 @@ def main():
         harness.run_tests([test_lifecycle, test_stop_timeout_kill, test_command_args_env_workdir_user,
                            test_mounts_readonly_termination, test_capabilities_privileged, test_oom_killed,
                            test_exec_sync, test_update_resources_reopen_log, test_unknown_image_and_pod,
+                           test_image_removed_under_container,
                            test_pod_stop_remove_takes_containers])
 
 

@@ -98,7 +98,8 @@ def test_kill_mid_create():
     t.start()
     ctr_dir = os.path.join(e.d.root, "containers")
     before = set(os.listdir(ctr_dir))
-    wait_for(lambda: set(os.listdir(ctr_dir)) - before, what="container dir")
+    wait_for(lambda: set(os.listdir(ctr_dir)) - before or not t.is_alive(), timeout=60, what="container dir")
+    assert set(os.listdir(ctr_dir)) - before, "create ended early: %s" % errs
     half = (set(os.listdir(ctr_dir)) - before).pop()
     time.sleep(0.3)
     e.restart()

@@ -61,9 +61,12 @@ _layer_cache = {}
 
 
 def add_image(root, name, config=None):
-    """Writes image `name` (e.g. "test/busybox:1") into <root>/images; returns its ID."""
+    """Writes image `name` (e.g. "test/busybox:1") into <root>/images; returns its ID.
+    config may hold "_layer": a name for a layer of its own (else shared)."""
     images = os.path.join(root, "images")
-    chain = "sha256:" + hashlib.sha256(b"cric-test-busybox-layer").hexdigest()
+    config = dict(config or {})
+    layer_name = config.pop("_layer", "cric-test-busybox-layer")
+    chain = "sha256:" + hashlib.sha256(layer_name.encode()).hexdigest()
     layer = os.path.join(images, "layers", chain[7:])
     if not os.path.isdir(os.path.join(layer, "diff")):
         os.makedirs(layer, exist_ok=True)
@@ -72,7 +75,7 @@ def add_image(root, name, config=None):
             f.write("2000000")
     cfg = {"architecture": "amd64", "os": "linux",
            "config": dict({"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "IMGVAR=image"],
-                           "Cmd": ["sh"]}, **(config or {})),
+                           "Cmd": ["sh"]}, **config),
            "rootfs": {"type": "layers", "diff_ids": [chain]}}
     data = json.dumps(cfg, sort_keys=True).encode()
     digest = hashlib.sha256(data).hexdigest()
