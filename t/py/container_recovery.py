@@ -84,6 +84,19 @@ def test_kill_mid_stop():
     e.remove(cid)
 
 
+def test_start_raced_crash():
+    """cricd killed after `runc start` but before it recorded "running"."""
+    e = ENV
+    pod, pcfg = e.run_pod("midstart")
+    cid = e.create(pod, pcfg, e.ctr_config("s", ["sh", "-c", "trap 'exit 0' TERM; echo began; sleep 100 & wait"]))
+    subprocess.run([ctrlib.RUNC, "--root", os.path.join(e.d.dir, "runc"), "start", cid], check=True)
+    e.restart()
+    wait_for(lambda: e.status(cid).status.state == pb().CONTAINER_RUNNING, what="running after recovery")
+    wait_for(lambda: "began" in e.output(pcfg, "s"), what="output")
+    e.stop(cid, timeout=5)
+    assert e.status(cid).status.exit_code == 0
+
+
 def test_kill_mid_create():
     e = ENV
     pod, pcfg = e.run_pod("midcreate", runtime_handler="slow")
@@ -186,7 +199,8 @@ def main():
         "slow": {"path": slow, "root": os.path.join(d.dir, "slowroot")}}}}, daemon=d)
     with env as e:
         ENV = e
-        harness.run_tests([test_restart_running_and_exited, test_kill_mid_stop, test_kill_mid_create,
+        harness.run_tests([test_restart_running_and_exited, test_kill_mid_stop, test_start_raced_crash,
+                           test_kill_mid_create,
                            test_crun_handler, test_unknown_handler, test_fifty_in_parallel])
 
 
