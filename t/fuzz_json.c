@@ -1,0 +1,156 @@
+/* Fuzz target for the JSON readers people feed cricd and cricctl: the config
+ * file (cric_config_load_string) and protobuf JSON (cric_pbjson_decode of pod
+ * and container configs, then encode and decode again, which must succeed).
+ * With -DCRIC_LIBFUZZER it is a libFuzzer target; otherwise main() replays
+ * the corpus (t/fuzz/json/ or the paths given) plus deterministic mutations
+ * of every file (truncations, byte flips), so `make check` exercises it. */
+#include <config.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api.pb-c.h"
+#include "config/config.h"
+#include "util/fs.h"
+#include "util/pbjson.h"
+
+static void pb_round_trip(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t size)
+{
+    ProtobufCMessage *m = NULL;
+    cric_error *err = NULL;
+    if (cric_pbjson_decode(d, (const char *)data, size, &m, &err) < 0) {
+        if (!err || !err->msg)
+            abort(); /* every failure must say why */
+        cric_error_free(err);
+        return;
+    }
+    char *json = NULL;
+    if (cric_pbjson_encode(m, false, &json, NULL) < 0)
+        abort();
+    ProtobufCMessage *back = NULL;
+    if (cric_pbjson_decode(d, json, strlen(json), &back, &err) < 0) {
+        fprintf(stderr, "re-decode of our own output failed: %s\n%s\n", err->msg, json);
+        abort();
+    }
+    protobuf_c_message_free_unpacked(back, NULL);
+    protobuf_c_message_free_unpacked(m, NULL);
+    free(json);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *text = malloc(size + 1);
+    if (!text)
+        return 0;
+    memcpy(text, data, size);
+    text[size] = 0;
+    struct cric_config cfg;
+    if (cric_config_defaults(&cfg, NULL) < 0)
+        abort();
+    cric_error *err = NULL;
+    if (cric_config_load_string(&cfg, "fuzz.conf", text, &err) < 0) {
+        if (!err || !strstr(err->msg, "fuzz.conf"))
+            abort(); /* config errors always name the file */
+        cric_error_free(err);
+    } else {
+        char *json = NULL;
+        if (cric_config_to_json(&cfg, &json, NULL) < 0)
+            abort();
+        free(json);
+    }
+    cric_config_free(&cfg);
+    pb_round_trip(&runtime__v1__pod_sandbox_config__descriptor, data, size);
+    pb_round_trip(&runtime__v1__container_config__descriptor, data, size);
+    free(text);
+    return 0;
+}
+
+#ifndef CRIC_LIBFUZZER
+static unsigned runs;
+
+static void replay_buf(const char *buf, size_t len)
+{
+    LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
+    runs++;
+    /* Deterministic mutations: truncations and byte flips (xorshift). */
+    for (size_t cut = 0; cut < len; cut += 1 + len / 32) {
+        LLVMFuzzerTestOneInput((const uint8_t *)buf, cut);
+        runs++;
+    }
+    char *m = malloc(len + 1);
+    if (!m || !len) {
+        free(m);
+        return;
+    }
+    uint32_t x = 2463534242u ^ (uint32_t)len;
+    static const char pick[] = "{}[]\",:0-9e.\\/ \nnulltruefalse\x01\xff*";
+    for (int i = 0; i < 1000; i++) {
+        memcpy(m, buf, len);
+        for (int k = 0; k < 1 + i % 4; k++) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            m[x % len] = pick[(x >> 8) % (sizeof(pick) - 1)];
+        }
+        LLVMFuzzerTestOneInput((const uint8_t *)m, len);
+        runs++;
+    }
+    free(m);
+}
+
+static int replay_path(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        perror(path);
+        return 1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) {
+            perror(path);
+            return 1;
+        }
+        int rc = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (de->d_name[0] == '.')
+                continue;
+            char sub[4096];
+            snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+            rc |= replay_path(sub);
+        }
+        closedir(d);
+        return rc;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    cric_error *err = NULL;
+    if (cric_read_file(path, 1 << 20, &buf, &len, &err) < 0) {
+        fprintf(stderr, "%s\n", err->msg);
+        cric_error_free(err);
+        return 1;
+    }
+    replay_buf(buf, len);
+    free(buf);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = 0;
+    if (argc > 1) {
+        for (int i = 1; i < argc; i++)
+            rc |= replay_path(argv[i]);
+    } else {
+        const char *src = getenv("CRIC_SRCDIR") ? getenv("CRIC_SRCDIR") : ".";
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s/t/fuzz/json", src);
+        rc = replay_path(dir);
+    }
+    printf("fuzz_json: %u inputs\n", runs);
+    return rc;
+}
+#endif
