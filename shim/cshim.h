@@ -31,9 +31,13 @@ int64_t cshim_now_ns(void);
 int cshim_path(char *out, const char *dir, const char *name);
 
 /* ---------------------------------------------------------------- logw.c */
+/* An unterminated line is written out as a P record once it has waited this long. */
+#define CSHIM_PARTIAL_MS 1000
+
 struct cshim_line {
     int stream;  /* 1 stdout, 2 stderr */
     size_t len;  /* bytes pending in buf (no '\n' among them after logw_lines) */
+    int64_t pending_since; /* when the pending bytes arrived (0: none) */
     char buf[CSHIM_LINE_MAX];
 };
 
@@ -55,6 +59,8 @@ void cshim_logw_close(struct cshim_logw *w);
 /** Writes a record for each complete line in l->buf, then a P record if the
  * buffer is full, or (final) an F record for what is left.  Keeps the rest. */
 void cshim_logw_lines(struct cshim_logw *w, struct cshim_line *l, bool final);
+/** Writes the pending bytes as a P record (a line that is slow to end). */
+void cshim_logw_partial(struct cshim_logw *w, struct cshim_line *l);
 /** Formats "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (30 bytes + NUL) into out. */
 void cshim_logw_timestamp(int64_t ns, char out[32]);
 

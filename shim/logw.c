@@ -149,10 +149,24 @@ static void add(struct cshim_logw *w, struct batch *b, const char *hdr, size_t h
     b->bytes += rec;
 }
 
+static void logw_records(struct cshim_logw *w, struct cshim_line *l, bool final, bool partial);
+
 void cshim_logw_lines(struct cshim_logw *w, struct cshim_line *l, bool final)
 {
-    if (l->len == 0)
+    logw_records(w, l, final, false);
+}
+
+void cshim_logw_partial(struct cshim_logw *w, struct cshim_line *l)
+{
+    logw_records(w, l, false, true);
+}
+
+static void logw_records(struct cshim_logw *w, struct cshim_line *l, bool final, bool partial)
+{
+    if (l->len == 0) {
+        l->pending_since = 0;
         return;
+    }
     char ts[32], hf[64], hp[64];
     size_t hlen = 0;
     if (w->fd >= 0) {
@@ -179,7 +193,7 @@ void cshim_logw_lines(struct cshim_logw *w, struct cshim_line *l, bool final)
         if (final) {
             if (w->fd >= 0)
                 add(w, &b, hf, hlen, p, rest, true);
-        } else if (pos == 0 && rest == sizeof(l->buf)) {
+        } else if ((pos == 0 && rest == sizeof(l->buf)) || partial) {
             if (w->fd >= 0)
                 add(w, &b, hp, hlen, p, rest, true);
         } else {
@@ -191,5 +205,7 @@ void cshim_logw_lines(struct cshim_logw *w, struct cshim_line *l, bool final)
         logw_flush(w, &b);
     if (pos < l->len && pos > 0)
         memmove(l->buf, l->buf + pos, l->len - pos);
+    if (pos > 0 || !l->pending_since)
+        l->pending_since = l->len > pos ? cshim_now_ns() : 0;
     l->len -= pos;
 }

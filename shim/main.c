@@ -88,6 +88,22 @@ static int parse_args(int argc, char **argv, struct cshim_args *a)
         usage(stderr);
         return -1;
     }
+    /* The shim runs from "/" so that it pins no directory of its caller. */
+    const char *paths[][2] = {{"--bundle", a->bundle},     {"--runtime", a->runtime},   {"--runtime-root", a->runtime_root},
+                              {"--log", a->log_path},      {"--state-dir", a->state_dir}, {"--exit-dir", a->exits_dir},
+                              {"--process", a->process_path}};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        if (paths[i][1] && paths[i][1][0] != '/') {
+            fprintf(stderr, "cric-shim: %s '%s' is not an absolute path\n", paths[i][0], paths[i][1]);
+            return -1;
+        }
+    }
+    struct sockaddr_un sa;
+    if (a->state_dir && strlen(a->state_dir) + sizeof("/" CRIC_SHIM_CONTROL_SOCK) > sizeof(sa.sun_path)) {
+        fprintf(stderr, "cric-shim: --state-dir '%s' is too long for its sockets (max %zu bytes)\n", a->state_dir,
+                sizeof(sa.sun_path) - sizeof("/" CRIC_SHIM_CONTROL_SOCK));
+        return -1;
+    }
     if (strchr(a->id, '/') || a->id[0] == '.') {
         fprintf(stderr, "cric-shim: invalid container id '%s'\n", a->id);
         return -1;
@@ -169,7 +185,11 @@ static pid_t create_container(struct shim *s, int sync_fd)
     if (a->terminal) {
         cshim_path(console_path, a->state_dir, CRIC_SHIM_CONSOLE_SOCK);
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", console_path);
+        if (strlen(console_path) >= sizeof(sa.sun_path)) {
+            sync_report(sync_fd, "error console socket path '%s' is too long for a unix socket", console_path);
+            return -1;
+        }
+        strcpy(sa.sun_path, console_path);
         unlink(console_path);
         console = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (console < 0 || bind(console, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(console, 1) < 0) {
@@ -304,19 +324,47 @@ static void pump(struct shim *s, int i)
     }
 }
 
+/* Reaps every child (we are a subreaper: orphans of the container land here). */
+static void reap(struct shim *s, int *exit_status, int64_t *exited_at)
+{
+    int st;
+    pid_t p;
+    while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (p == s->container && *exit_status < 0) {
+            *exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            *exited_at = cshim_now_ns();
+            s->logw.giving_up = true;
+        }
+    }
+}
+
 static int serve(struct shim *s)
 {
     int exit_status = -1;
     int64_t exited_at = 0;
+    /* A SIGCHLD consumed while waiting for the runtime may have been the container's. */
+    reap(s, &exit_status, &exited_at);
     for (;;) {
         if (exit_status >= 0 && s->out_fd[0] < 0 && s->out_fd[1] < 0)
             break;
         int timeout = -1;
+        int64_t now = cshim_now_ns();
         if (exit_status >= 0) {
-            int64_t left = DRAIN_MS - (cshim_now_ns() - exited_at) / 1000000;
+            int64_t left = DRAIN_MS - (now - exited_at) / 1000000;
             if (left <= 0)
                 break;
             timeout = (int)left;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (!s->line[i]->pending_since)
+                continue;
+            int64_t left = CSHIM_PARTIAL_MS - (now - s->line[i]->pending_since) / 1000000;
+            if (left <= 0) {
+                cshim_logw_partial(&s->logw, s->line[i]);
+                continue;
+            }
+            if (timeout < 0 || left < timeout)
+                timeout = (int)left;
         }
         struct epoll_event evs[32];
         int n = epoll_wait(s->epfd, evs, 32, timeout);
@@ -329,15 +377,7 @@ static int serve(struct shim *s)
                 struct signalfd_siginfo si;
                 while (read(s->sigfd, &si, sizeof(si)) == sizeof(si))
                     ;
-                int st;
-                pid_t p;
-                while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
-                    if (p == s->container && exit_status < 0) {
-                        exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-                        exited_at = cshim_now_ns();
-                        s->logw.giving_up = true;
-                    }
-                }
+                reap(s, &exit_status, &exited_at);
                 break;
             }
             case CSHIM_EV_OUTPUT:
@@ -438,6 +478,8 @@ int main(int argc, char **argv)
         return 0;
     setsid();
     prctl(PR_SET_CHILD_SUBREAPER, 1);
+    if (chdir("/") < 0)
+        return 1;
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     char path[PATH_MAX];
     cshim_path(path, s.a.state_dir, CRIC_SHIM_LOG_FILE);
@@ -481,6 +523,7 @@ int main(int argc, char **argv)
         }
         s.line[i]->stream = i + 1;
         s.line[i]->len = 0;
+        s.line[i]->pending_since = 0;
     }
     int rc = shim_run(&s, sync_fd);
     cshim_logw_close(&s.logw);

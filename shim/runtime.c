@@ -67,11 +67,15 @@ int cshim_runtime_argv(const struct cshim_args *a, const char *verb, char **argv
 static bool json_field(const char *line, const char *key, char *out, size_t cap)
 {
     char pat[32];
-    snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
     const char *p = strstr(line, pat);
     if (!p)
         return false;
     p += strlen(pat);
+    while (*p == ' ')
+        p++;
+    if (*p++ != '"')
+        return false;
     size_t n = 0;
     for (; *p && *p != '"' && n + 1 < cap; p++) {
         char ch = *p;

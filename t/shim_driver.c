@@ -13,7 +13,7 @@
 
 struct drv {
     uv_loop_t loop;
-    const char *shim, *id, *bundle, *runtime, *root, *state, *exits, *log, *input, *until;
+    const char *shim, *id, *bundle, *runtime, *root, *state, *exits, *log, *input, *until, *process;
     uint64_t log_size_max;
     bool terminal, stdin_open, close_stdin, no_wait;
     unsigned rows, cols, timeout;
@@ -264,7 +264,8 @@ static int run(struct drv *d, const char *cmd)
     } else if (strcmp(cmd, "exec") == 0) {
         struct cric_shim_exec_opts o = {
             .id = d->id, .runtime = d->runtime, .runtime_root = d->root, .argv = (const char *const *)d->rest,
-            .timeout_s = d->timeout, .output_max = d->output_max, .shim_path = d->shim};
+            .timeout_s = d->timeout, .output_max = d->output_max, .shim_path = d->shim,
+            .process_path = d->process};
         r = cric_shim_exec_sync(&d->loop, &o, on_exec, d, &e);
     } else {
         fprintf(stderr, "unknown command '%s'\n", cmd);
@@ -286,7 +287,7 @@ int main(int argc, char **argv)
         {"log-size-max", 1, NULL, 'm'}, {"terminal", 0, NULL, 't'}, {"stdin", 0, NULL, 'I'},
         {"close-stdin", 0, NULL, 'c'},  {"no-wait", 0, NULL, 'n'},  {"rows", 1, NULL, 'y'},
         {"cols", 1, NULL, 'x'},  {"timeout", 1, NULL, 'T'}, {"output-max", 1, NULL, 'o'}, {"input", 1, NULL, 'N'},
-        {"until", 1, NULL, 'u'}, {NULL, 0, NULL, 0},
+        {"until", 1, NULL, 'u'}, {"process", 1, NULL, 'P'}, {NULL, 0, NULL, 0},
     };
     struct drv d;
     memset(&d, 0, sizeof(d));
@@ -318,6 +319,7 @@ int main(int argc, char **argv)
         case 'o': d.output_max = strtoull(optarg, NULL, 10); break;
         case 'N': d.input = optarg; break;
         case 'u': d.until = optarg; break;
+        case 'P': d.process = optarg; break;
         default: return 1;
         }
     }

@@ -253,6 +253,34 @@ START_TEST(reopen_after_rename)
 }
 END_TEST
 
+START_TEST(slow_line_becomes_partial)
+{
+    struct cshim_logw w;
+    static struct cshim_line l;
+    cshim_logw_init(&w);
+    ck_assert_int_eq(cshim_logw_open(&w, path, 0), 0);
+    l.stream = 1;
+    l.len = 0;
+    l.pending_since = 0;
+    feed(&w, &l, "progress 10%", 12);
+    ck_assert(l.pending_since > 0);
+    cshim_logw_partial(&w, &l);
+    ck_assert_uint_eq(l.len, 0);
+    ck_assert(l.pending_since == 0);
+    feed(&w, &l, " done\n", 6);
+    cshim_logw_close(&w);
+    size_t len;
+    char *buf = slurp(path, &len);
+    struct rec r[4];
+    ck_assert_uint_eq(parse(buf, len, r, 4), 2);
+    ck_assert_int_eq(r[0].tag, 'P');
+    ck_assert(r[0].len == 12 && memcmp(r[0].data, "progress 10%", 12) == 0);
+    ck_assert_int_eq(r[1].tag, 'F');
+    ck_assert(r[1].len == 5 && memcmp(r[1].data, " done", 5) == 0);
+    free(buf);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shim_log");
@@ -264,6 +292,7 @@ int main(void)
     tcase_add_test(tc, binary_bytes_exact);
     tcase_add_test(tc, size_cap_truncates);
     tcase_add_test(tc, reopen_after_rename);
+    tcase_add_test(tc, slow_line_becomes_partial);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 /* A frame owned by its write request. */
 struct frame_req {
@@ -35,6 +36,15 @@ static int send_frame(uv_stream_t *s, uint8_t type, const void *payload, size_t 
     if (r < 0)
         free(f);
     return r;
+}
+
+/* libuv cuts a long socket path silently: refuse it instead. */
+static int check_sock_path(const char *path, cric_error **err)
+{
+    struct sockaddr_un sa;
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return cric_error_new(err, -ENAMETOOLONG, "socket path '%s' is too long", path);
+    return 0;
 }
 
 /* --------------------------------------------------------------- control */
@@ -124,6 +134,9 @@ static int ctl_request(uv_loop_t *loop, const char *state_dir, const char *what,
     _cleanup_free_ char *path = NULL;
     if (asprintf(&path, "%s/" CRIC_SHIM_CONTROL_SOCK, state_dir) < 0)
         return cric_error_sys(err, -ENOMEM, "%s of '%s'", what, state_dir);
+    int r = check_sock_path(path, err);
+    if (r < 0)
+        return r;
     struct ctl_req *c = calloc(1, sizeof(*c));
     if (!c || asprintf(&c->what, "%s of shim '%s'", what, state_dir) < 0) {
         free(c);
@@ -256,6 +269,9 @@ int cric_shim_attach_open(uv_loop_t *loop, const char *state_dir, const struct c
     _cleanup_free_ char *path = NULL;
     if (asprintf(&path, "%s/" CRIC_SHIM_ATTACH_SOCK, state_dir) < 0)
         return cric_error_sys(err, -ENOMEM, "attach to '%s'", state_dir);
+    int r = check_sock_path(path, err);
+    if (r < 0)
+        return r;
     cric_shim_attach *a = calloc(1, sizeof(*a));
     if (!a)
         return cric_error_sys(err, -ENOMEM, "attach to '%s'", state_dir);

@@ -87,7 +87,7 @@ int cric_shim_launch(uv_loop_t *loop, const struct cric_shim_opts *o, cric_shim_
     l->cb = cb;
     l->data = data;
     static const size_t max[3] = {4096, 4096, 8192};
-    r = cric__proc_run(loop, argv, max, o->timeout_ms ? o->timeout_ms : 120000, launch_done, l, err);
+    r = cric__proc_run(loop, argv, max, o->timeout_ms ? o->timeout_ms : 130000, launch_done, l, err);
     if (r < 0) {
         cric_error_prefix(err, "container '%s': start cric-shim", o->id);
         free(l->id);

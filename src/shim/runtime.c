@@ -49,6 +49,8 @@ static char *find_msg(const char *s)
     if (!last)
         for (const char *p = s; (p = strstr(p, "\"msg\":")); p++)
             last = p + 6, json = true;
+    while (last && *last == ' ')
+        last++;
     if (!last || *last != '"')
         return NULL;
     (void)json;

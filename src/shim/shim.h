@@ -33,7 +33,7 @@ struct cric_shim_opts {
     bool terminal;            /* allocate a pty (runtime --console-socket) */
     bool stdin_open;          /* keep a stdin pipe the attach socket can write to */
     const char *shim_path;    /* NULL = cric_helper_path("cric-shim") */
-    unsigned timeout_ms;      /* for the runtime's create; 0 = 120 s */
+    unsigned timeout_ms;      /* until the shim reports; 0 = 130 s (the shim gives create 120 s) */
 };
 
 /** Called once.  On success pid > 0 is the container's pid (created, not
@@ -43,7 +43,8 @@ typedef void (*cric_shim_launch_cb)(int pid, const cric_error *err, void *data);
 
 /** Spawns cric-shim for o, which detaches and runs `<runtime> create`.
  * Returns 0 (cb will be called) or -errno with *err set (cb never called).
- * The strings in o are copied. */
+ * The strings in o are copied.  After a failure the caller should still run
+ * `<runtime> delete -f <id>`: a create that timed out may finish later. */
 int cric_shim_launch(uv_loop_t *loop, const struct cric_shim_opts *o, cric_shim_launch_cb cb, void *data,
                      cric_error **err);
 

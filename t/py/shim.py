@@ -221,6 +221,13 @@ def test_interleaved_streams():
     assert [d for s, _, d in recs if s == "stderr"] == [b"err%d" % i for i in range(500)]
 
 
+def test_slow_partial_line():
+    """A line that takes long to end shows up as P, then its end as F."""
+    e = env()
+    assert e.run("slow", ["sh", "-c", "printf 'step 1...'; sleep 2; echo ' ok'"]) == (0, False)
+    assert parse_log(e.log("slow")) == [("stdout", "P", b"step 1..."), ("stdout", "F", b" ok")]
+
+
 def test_one_mib_line():
     e = env()
     assert e.run("big", ["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' x; echo; echo after"]) == (0, False)
@@ -320,6 +327,37 @@ def test_launcher_killed_nothing_lost():
     assert r.stdout.startswith(b"exited ") and b"status=7" in r.stdout and b"alive=0" in r.stdout, r.stdout
 
 
+def test_full_disk_holds_output_back():
+    """A full log filesystem blocks the container with a warning, losing nothing."""
+    e = env()
+    small = os.path.join(e.tmp, "small")
+    os.makedirs(small)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", small], check=True)
+    try:
+        n = 300000  # ~2 MB: more than the pipe and the shim's buffer hold
+        b = e.bundle("full", ["seq", "1", str(n)])
+        e.ids.append("full")
+        log = os.path.join(small, "full.log")
+        e.drv("launch", *e.common("full"), "--bundle", b, "--state", e.state("full"), "--exits", e.exits,
+              "--log", log)
+        e.start("full")
+        shimlog = os.path.join(e.state("full"), "shim.log")
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if os.path.exists(shimlog) and b"retrying" in open(shimlog, "rb").read():
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("no warning about the full disk in shim.log")
+        st = subprocess.run([RUNC, "--root", e.rt_root, "state", "full"], capture_output=True)
+        assert json.loads(st.stdout)["status"] == "running", "container did not wait for the disk"
+        subprocess.run(["mount", "-o", "remount,size=64m", small], check=True)
+        assert e.wait("full") == (0, False)
+        assert [d for _, _, d in parse_log(log)] == [b"%d" % i for i in range(1, n + 1)]
+    finally:
+        subprocess.run(["umount", "-l", small])
+
+
 def test_exec_sync():
     e = env()
     e.launch("ex", ["sleep", "100"])
@@ -338,6 +376,12 @@ def test_exec_sync():
     r = e.drv(*base, "--", "sh", "-c", live)
     names = r.stdout.split(b"\n", 1)[1].split()
     assert names.count(b"sleep") == 1, "exec'd processes survived the timeout: %r" % names
+    proc = os.path.join(e.tmp, "process.json")
+    with open(proc, "w") as f:
+        json.dump({"args": ["sh", "-c", "echo $GREETING from $(pwd)"], "cwd": "/etc", "env": ["PATH=/bin", "GREETING=hi"],
+                   "user": {"uid": 0, "gid": 0}}, f)
+    r = e.drv("exec", *e.common("ex")[:6], "--root", e.rt_root, "--process", proc)
+    assert r.stdout == b"exit_code=0 timed_out=0 out_truncated=0 err_truncated=0\nhi from /etc\n", r.stdout
     subprocess.run([RUNC, "--root", e.rt_root, "kill", "ex", "KILL"], check=True)
     assert e.wait("ex") == (137, False)
 
@@ -380,9 +424,9 @@ def main():
     ENV = Env()
     try:
         run_tests([test_exit_codes, test_launch_error_text, test_log_records_exact, test_interleaved_streams,
-                   test_one_mib_line, test_binary_data, test_terminal, test_attach_stdin_echo,
+                   test_slow_partial_line, test_one_mib_line, test_binary_data, test_terminal, test_attach_stdin_echo,
                    test_attach_terminal_resize, test_reopen_after_rename, test_oom_killed,
-                   test_launcher_killed_nothing_lost, test_exec_sync, test_crun, test_shim_logs_clean])
+                   test_launcher_killed_nothing_lost, test_full_disk_holds_output_back, test_exec_sync, test_crun, test_shim_logs_clean])
     finally:
         ENV.cleanup()
 
