@@ -1,7 +1,7 @@
 /* A gRPC server for the transport tests: the real cric_server with a few
  * handlers, on the socket path given as argv.
  *
- *   grpc_testsrv [--max-recv N] [--max-send N] [--events N] [--debug] SOCKET
+ *   grpc_testsrv [--max-recv N] [--max-send N] [--max-streams N] [--events N] [--debug] SOCKET
  *
  * Methods:
  *   /runtime.v1.RuntimeService/Version  echoes request.version; "stats" answers
@@ -189,6 +189,8 @@ int main(int argc, char **argv)
             opts.max_recv_msg_size = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--max-send") == 0 && i + 2 < argc)
             opts.max_send_msg_size = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--max-streams") == 0 && i + 2 < argc)
+            opts.max_concurrent_streams = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--events") == 0 && i + 2 < argc)
             n_events = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--debug") == 0)
@@ -197,7 +199,7 @@ int main(int argc, char **argv)
             break;
     }
     if (i != argc - 1) {
-        fprintf(stderr, "usage: grpc_testsrv [--max-recv N] [--max-send N] [--events N] [--debug] SOCKET\n");
+        fprintf(stderr, "usage: grpc_testsrv [--max-recv N] [--max-send N] [--max-streams N] [--events N] [--debug] SOCKET\n");
         return 2;
     }
     opts.socket_path = argv[i];

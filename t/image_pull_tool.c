@@ -2,7 +2,7 @@
  * store on a libuv loop and prints one line per reference:
  *   OK <ref> <image id> <layer dir>...    or    ERR <ref> <message>
  * Usage: image_pull_tool --root DIR [--insecure HOST] [--mirror HOST=URL]
- *        [--creds USER:PASS] [--auth-file F] [--certs-dir D] [--max N]
+ *        [--creds USER:PASS] [--identity-token T] [--auth-file F] [--certs-dir D] [--max N]
  *        [--timeout S] [--pin REF] (pull REF... | rm REF | list) */
 #include "config.h"
 #include <stdio.h>
@@ -42,7 +42,7 @@ static void done(void *data, const struct cric_image *img, const cric_error *err
 
 int main(int argc, char **argv)
 {
-    const char *root = NULL, *creds = NULL;
+    const char *root = NULL, *creds = NULL, *identity = NULL;
     struct cric_config cfg = {0};
     cfg.images_max_concurrent_downloads = 3;
     cfg.images_pull_timeout = 30;
@@ -59,6 +59,8 @@ int main(int argc, char **argv)
             root = argv[++i];
         else if (strcmp(a, "--creds") == 0)
             creds = argv[++i];
+        else if (strcmp(a, "--identity-token") == 0)
+            identity = argv[++i];
         else if (strcmp(a, "--auth-file") == 0)
             cfg.images_auth_file = argv[++i];
         else if (strcmp(a, "--certs-dir") == 0)
@@ -144,6 +146,7 @@ int main(int argc, char **argv)
             auth.username = user;
             auth.password = c ? c : "";
         }
+        auth.identity_token = identity;
         for (int k = 0; i < argc && k < 64; i++, k++) {
             jobs[k] = (struct job){argv[i], store, &left, &failed};
             left++;
@@ -156,7 +159,7 @@ int main(int argc, char **argv)
         }
         while (left > 0 && uv_run(&loop, UV_RUN_ONCE))
             ;
-        cric_puller_close(p);
+        cric_puller_close(p, NULL, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&loop) != 0) {
             fprintf(stderr, "loop still has handles\n");

@@ -57,7 +57,9 @@ struct cric_server_opts {
 };
 
 int cric_server_new(uv_loop_t *loop, const struct cric_server_opts *opts, cric_server **out, cric_error **err);
-/** Registers a method; path is "/runtime.v1.RuntimeService/Version". */
+/** Registers a method; path is "/runtime.v1.RuntimeService/Version".
+ * Registering a path again replaces its handler.  Returns 0 or -ENOMEM.
+ * Unregistered paths answer UNIMPLEMENTED. */
 int cric_server_register(cric_server *s, const char *path, const ProtobufCMessageDescriptor *in,
                          bool server_streaming, cric_method_fn fn, void *ctx);
 /** Binds and listens: parent directories are created, the socket gets mode
@@ -65,8 +67,10 @@ int cric_server_register(cric_server *s, const char *path, const ProtobufCMessag
  * a non-socket file there is left alone (-EEXIST).  Sets SIGPIPE to SIG_IGN
  * process-wide (a client hanging up mid-write must not kill us). */
 int cric_server_start(cric_server *s, cric_error **err);
-/** Stops accepting; calls cb once every in-flight call has been answered and
- * every connection closed (or after the grace period).  Removes the socket. */
+/** Stops accepting, removes the socket, sends GOAWAY; calls cb once every
+ * in-flight call has been answered and every connection closed.  When
+ * grace_ms passes first, the remaining connections are closed and their
+ * calls cancelled (on_cancel runs; handlers must still answer them). */
 void cric_server_shutdown(cric_server *s, uint64_t grace_ms, void (*cb)(void *), void *data);
 /** Frees the server after shutdown completed (or after a failed or no
  * start).  Handles still closing are finished by the loop: keep running it

@@ -146,6 +146,7 @@ static void on_pull(cric_call *call, const ProtobufCMessage *msg, void *ctx)
         auth.username = req->auth->username;
         auth.password = req->auth->password;
         auth.auth = req->auth->auth;
+        auth.identity_token = req->auth->identity_token;
         auth.registry_token = req->auth->registry_token;
     }
     struct pull_ctx *pc = calloc(1, sizeof(*pc));
@@ -319,6 +320,14 @@ static void on_fsinfo(cric_call *call, const ProtobufCMessage *msg, void *ctx)
     }
 }
 
+/* Called once the puller is gone: nothing refers to the store any more. */
+static void service_free(void *data)
+{
+    struct cric_image_service *s = data;
+    cric_image_store_free(s->store);
+    free(s);
+}
+
 int cri_image_init(cricd *d, cric_error **err)
 {
     struct cric_image_service *s = calloc(1, sizeof(*s));
@@ -351,10 +360,11 @@ int cri_image_init(cricd *d, cric_error **err)
     d->images = s;
     return 0;
 fail:
-    if (s->puller)
-        cric_puller_close(s->puller);
-    cric_image_store_free(s->store);
-    free(s);
+    if (s->puller) {
+        cric_puller_close(s->puller, service_free, s);
+        return r;
+    }
+    service_free(s);
     return r;
 }
 
@@ -363,10 +373,9 @@ void cri_image_fini(cricd *d)
     struct cric_image_service *s = d->images;
     if (!s)
         return;
-    /* The puller frees itself once its handles and jobs are done; the
-     * daemon keeps running the loop after fini. */
-    cric_puller_close(s->puller);
-    cric_image_store_free(s->store);
-    free(s);
+    /* Pulls in flight fail now; the puller frees itself (then the store) once
+     * its handles and thread-pool jobs are done: the daemon keeps running the
+     * loop after fini. */
     d->images = NULL;
+    cric_puller_close(s->puller, service_free, s);
 }

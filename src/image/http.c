@@ -331,8 +331,13 @@ int cric_http_get(struct cric_http *h, const struct cric_http_opts *o, cric_http
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 */
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
     curl_easy_setopt(e, CURLOPT_USERAGENT, "cricd/" PACKAGE_VERSION);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)(o->connect_timeout_s ? o->connect_timeout_s : 30));
     if (o->low_speed_timeout_s) {
@@ -344,6 +349,8 @@ int cric_http_get(struct cric_http *h, const struct cric_http_opts *o, cric_http
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+    if (o->post_form)
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, o->post_form);
     if (o->tls.ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, o->tls.ca_file);
     if (o->tls.client_cert)

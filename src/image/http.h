@@ -25,6 +25,7 @@ struct cric_http_opts {
     const char *url;
     const char *accept;              /* Accept header or NULL */
     const char *authorization;       /* full Authorization header value or NULL (never logged) */
+    const char *post_form;           /* non-NULL: POST this urlencoded body instead of GET (copied) */
     struct cric_http_tls tls;
     /* Body goes to fd (2xx only) when fd >= 0, else into memory up to max_body. */
     int fd;
@@ -55,7 +56,7 @@ int cric_http_new(uv_loop_t *loop, struct cric_http **out, cric_error **err);
  * handles; frees itself once they are closed. */
 void cric_http_close(struct cric_http *h);
 
-/** Starts a GET; done is called exactly once unless cancelled. */
+/** Starts a GET (or a form POST); done is called exactly once unless cancelled. */
 int cric_http_get(struct cric_http *h, const struct cric_http_opts *opts, cric_http_done_fn done, void *data,
                   struct cric_http_req **out, cric_error **err);
 const struct cric_http_result *cric_http_result(const struct cric_http_req *req);

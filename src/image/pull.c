@@ -70,6 +70,7 @@ struct pull {
     struct endpoint *eps;
     size_t n_eps, ep;
     char *basic;      /* base64 user:password or NULL */
+    char *identity;   /* OAuth2 refresh token or NULL */
     char *bearer;     /* token for the current endpoint */
     bool use_basic;
     bool tried_auth;
@@ -101,6 +102,8 @@ struct cric_puller {
     unsigned jobs;       /* thread-pool jobs in flight (unpack, gc) */
     bool closing;
     unsigned seq;
+    void (*closed)(void *);
+    void *closed_data;
 };
 
 static void pull_fail(struct pull *pl, cric_error *e);
@@ -242,6 +245,10 @@ static int load_credentials(struct pull *pl, const struct cric_pull_auth *a, cri
         pl->bearer = strdup(a->registry_token);
         pl->tried_auth = false;
     }
+    if (a && a->identity_token && *a->identity_token) {
+        pl->identity = strdup(a->identity_token);
+        return pl->identity ? 0 : -ENOMEM;
+    }
     if (a && a->username && *a->username) {
         _cleanup_free_ char *up = NULL;
         if (asprintf(&up, "%s:%s", a->username, a->password ? a->password : "") < 0)
@@ -306,6 +313,9 @@ static void pull_free(struct pull *pl)
     if (pl->basic)
         explicit_bzero(pl->basic, strlen(pl->basic));
     free(pl->basic);
+    if (pl->identity)
+        explicit_bzero(pl->identity, strlen(pl->identity));
+    free(pl->identity);
     if (pl->bearer)
         explicit_bzero(pl->bearer, strlen(pl->bearer));
     free(pl->bearer);
@@ -463,8 +473,8 @@ static void pull_maybe_free(struct pull *pl)
             trashed = true;
         }
     pull_free(pl);
-    if (trashed || true)
-        schedule_gc(p);
+    (void)trashed;
+    schedule_gc(p); /* failed unpacks and released layers sit in the trash */
     puller_maybe_free(p);
 }
 
@@ -749,6 +759,7 @@ static void layers_start(struct pull *pl)
 
 static void request_start(struct pull *pl, const char *url, size_t max, int64_t expect, bool no_auth,
                           const char *basic_override);
+static void request_start_form(struct pull *pl, const char *url, const char *form);
 
 static int parse_challenge(const char *h, char **realm, char **service, char **scope)
 {
@@ -807,11 +818,23 @@ static void token_start(struct pull *pl, const char *challenge)
         goto oom;
     q1 = pct_encode(service ? service : "");
     q2 = pct_encode(want);
-    if (!q1 || !q2 ||
-        asprintf(&url, "%s%sservice=%s&scope=%s", realm, strchr(realm, '?') ? "&" : "?", q1, q2) < 0)
+    if (!q1 || !q2)
         goto oom;
     pl->stage_after_token = pl->stage;
     pl->stage = S_TOKEN;
+    if (pl->identity) {
+        /* OAuth2 refresh-token grant (docker's identity token) */
+        _cleanup_free_ char *rt = pct_encode(pl->identity), *form = NULL;
+        if (!rt || asprintf(&form, "grant_type=refresh_token&client_id=cricd&service=%s&scope=%s&refresh_token=%s",
+                            q1, q2, rt) < 0)
+            goto oom;
+        explicit_bzero(rt, strlen(rt));
+        request_start_form(pl, realm, form);
+        explicit_bzero(form, strlen(form));
+        return;
+    }
+    if (asprintf(&url, "%s%sservice=%s&scope=%s", realm, strchr(realm, '?') ? "&" : "?", q1, q2) < 0)
+        goto oom;
     request_start(pl, url, TOKEN_MAX, 0, true, pl->basic);
     return;
 oom:
@@ -1013,7 +1036,7 @@ static void request_done(struct cric_http_req *req, void *data)
     if (pl->stage == S_TOKEN) {
         if (res->status == 401 || res->status == 403)
             cric_error_new(&e, -EACCES, "registry %s: the token server rejected the %s (HTTP %ld)", ep->host,
-                           pl->basic ? "credentials" : "anonymous request", res->status);
+                           pl->basic || pl->identity ? "credentials" : "anonymous request", res->status);
         else if (res->status != 200)
             cric_error_new(&e, -EPROTO, "registry %s: token server answered HTTP %ld", ep->host, res->status);
         if (e) {
@@ -1049,7 +1072,7 @@ static void request_done(struct cric_http_req *req, void *data)
             return;
         }
         cric_error_new(&e, -EACCES, "registry %s: %s (HTTP 401)", ep->host,
-                       pl->basic || pl->bearer ? "authentication failed: wrong credentials?"
+                       pl->basic || pl->bearer || pl->identity ? "authentication failed: wrong credentials?"
                                                : "authentication required: no credentials given");
         cric_http_req_free(req);
         endpoint_failed(pl, e);
@@ -1116,6 +1139,16 @@ static void request_start(struct pull *pl, const char *url, size_t max, int64_t 
         pull_fail(pl, e);
 }
 
+static void request_start_form(struct pull *pl, const char *url, const char *form)
+{
+    cric_error *e = NULL;
+    struct cric_http_opts o = {.url = url, .post_form = form, .fd = -1, .max_body = TOKEN_MAX,
+                               .low_speed_timeout_s = (unsigned)pl->p->cfg->images_pull_timeout};
+    fill_tls(&pl->eps[pl->ep], &o);
+    if (cric_http_get(pl->p->http, &o, request_done, pl, &pl->req, &e) < 0)
+        pull_fail(pl, e);
+}
+
 static void manifest_start(struct pull *pl)
 {
     pl->stage = S_MANIFEST;
@@ -1148,16 +1181,25 @@ int cric_puller_new(uv_loop_t *loop, struct cric_image_store *store, const struc
 static void puller_maybe_free(struct cric_puller *p)
 {
     if (p->closing && !p->pulls && !p->jobs) {
+        void (*closed)(void *) = p->closed;
+        void *data = p->closed_data;
         cric_http_close(p->http);
         free(p);
+        if (closed)
+            closed(data);
     }
 }
 
-void cric_puller_close(struct cric_puller *p)
+void cric_puller_close(struct cric_puller *p, void (*done)(void *), void *data)
 {
-    if (!p)
+    if (!p) {
+        if (done)
+            done(data);
         return;
+    }
     p->closing = true;
+    p->closed = done;
+    p->closed_data = data;
     p->jobs++; /* keep p alive through the fails below */
     while (p->pulls) {
         cric_error *e = NULL;
@@ -1193,7 +1235,8 @@ int cric_puller_pull(struct cric_puller *p, const char *ref, const struct cric_p
     }
     pl->key = cric_image_ref_string(&pl->ref);
     pl->repo = cric_image_ref_repo(&pl->ref);
-    if (!pl->key || !pl->repo || asprintf(&pl->cred_key, "%s\n%s\n%s\n%s", auth && auth->username ? auth->username : "",
+    if (!pl->key || !pl->repo || asprintf(&pl->cred_key, "%s\n%s\n%s\n%s\n%s", auth && auth->username ? auth->username : "",
+                                          auth && auth->identity_token ? auth->identity_token : "",
                                           auth && auth->password ? auth->password : "",
                                           auth && auth->auth ? auth->auth : "",
                                           auth && auth->registry_token ? auth->registry_token : "") < 0) {

@@ -19,6 +19,7 @@ struct cric_pull_auth {
     const char *username;
     const char *password;
     const char *auth;            /* base64 "user:password" */
+    const char *identity_token;  /* OAuth2 refresh token for the token server */
     const char *registry_token;  /* a bearer token for the registry */
 };
 
@@ -32,9 +33,10 @@ typedef void (*cric_pull_progress_cb)(void *data, const char *digest, uint64_t b
 int cric_puller_new(uv_loop_t *loop, struct cric_image_store *store, const struct cric_config *cfg,
                     struct cric_puller **out, cric_error **err);
 /** Fails every pull in flight (their callbacks run with an error now), then
- * frees the puller once its handles and thread-pool jobs are done: keep
- * running the loop. */
-void cric_puller_close(struct cric_puller *p);
+ * frees the puller once its handles and thread-pool jobs are done (keep
+ * running the loop) and calls done(data) (may be NULL): only then may the
+ * store be freed. */
+void cric_puller_close(struct cric_puller *p, void (*done)(void *), void *data);
 
 /** Starts pulling ref.  -EINVAL (with err) for an invalid reference; else cb
  * is called exactly once, later, from the loop. */

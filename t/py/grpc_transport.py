@@ -329,6 +329,33 @@ def test_graceful_shutdown():
     finally:
         srv.stop()
         shutil.rmtree(srv.dir, ignore_errors=True)
+    # a call that never ends: cut off after the grace period, still a clean exit
+    srv = TestSrv().start()
+    try:
+        it = stream(srv.channel(), "/cric.test/Endless", pb.GetEventsRequest())
+        next(it)
+        srv.proc.send_signal(signal.SIGTERM)
+        try:
+            for _ in it:
+                pass
+            raise AssertionError("endless stream ended without an error")
+        except grpc.RpcError as e:
+            assert e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL), e
+        rc = srv.proc.wait(20)
+        assert rc == 0, srv.logtext()
+        srv.proc = None
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.dir, ignore_errors=True)
+
+
+def test_max_streams():
+    with TestSrv(["--max-streams", "2"]) as srv:
+        ch = srv.channel()
+        fn = ch.unary_unary("/cric.test/Slow", request_serializer=ser, response_deserializer=pb.VersionResponse.FromString)
+        futs = [fn.future(pb.VersionRequest(version="30")) for _ in range(12)]
+        assert [f.result(timeout=30).version for f in futs] == ["slow"] * 12
+        assert stats(ch)["answered"] == "12"
 
 
 class RawH2:
@@ -486,4 +513,4 @@ if __name__ == "__main__":
         sys.exit(harness.SKIP)
     harness.run_tests([test_unary_and_socket, test_status_codes, test_deadline_and_cancel, test_burst,
                        test_sizes_and_streaming, test_garbage_and_half_close, test_socket_takeover,
-                       test_graceful_shutdown, test_wire_format, test_flow_control_and_rst])
+                       test_graceful_shutdown, test_max_streams, test_wire_format, test_flow_control_and_rst])

@@ -103,6 +103,70 @@ def test_concurrent_and_restart():
         d.cleanup()
 
 
+def interrupted_pull(sig):
+    """cricd stopped (sig) while a layer download hangs: it exits (cleanly on
+    SIGTERM, after the grace period) and the restarted daemon has the store
+    as it was before the pull."""
+    pb = pb2()
+    import signal
+    import time
+    liar = cricreg.LyingRegistry()
+    try:
+        stall = cricreg.Image([cricreg.Layer(cricreg.TarBuilder().file("s", os.urandom(300000)).bytes()),
+                               cricreg.Layer(cricreg.TarBuilder().file("t", "t").bytes())])
+        ref = liar.add_image("stall:latest", stall)
+        liar.stall.add(stall.layers[0].digest)
+        cfg = json.loads(config())
+        cfg["images"]["registries"].append({"host": liar.host, "insecure": True})
+        d = Daemon(config=json.dumps(cfg))
+        try:
+            d.start()
+            c = d.client()
+            c.image("PullImage", pb.PullImageRequest(image=spec(reg.host + "/other:v1")))
+            images = os.path.join(d.root, "images")
+
+            def tree():
+                return sorted(os.path.relpath(os.path.join(p, n), images)
+                              for p, ds, fs in os.walk(images) for n in ds + fs)
+            before = tree()
+            fut = c.channel.unary_unary("/runtime.v1.ImageService/PullImage",
+                                        request_serializer=lambda m: m.SerializeToString(),
+                                        response_deserializer=pb.PullImageResponse.FromString).future(
+                pb.PullImageRequest(image=spec(ref)), timeout=60)
+            deadline = time.time() + 20
+            while not any(n.endswith(".blob") for n in os.listdir(os.path.join(images, "tmp"))):
+                assert time.time() < deadline, "download never started"
+                time.sleep(0.05)
+            time.sleep(0.3)
+            d.proc.send_signal(sig)
+            rc = d.proc.wait(30)
+            d.proc = None
+            if sig == signal.SIGTERM:
+                assert rc == 0, "cricd exited %d:\n%s" % (rc, d.logtext()[-3000:])
+                assert tree() == before, set(tree()) ^ set(before)
+            fut.exception()
+            c.close()
+            d.start()
+            c = d.client()
+            assert [i.id for i in c.image("ListImages").images] == [imgs["other"].config_digest]
+            assert tree() == before, set(tree()) ^ set(before)
+            c.close()
+        finally:
+            d.cleanup()
+    finally:
+        liar.stop()
+
+
+def test_killed_mid_pull():
+    import signal
+    interrupted_pull(signal.SIGKILL)
+
+
+def test_sigterm_mid_pull():
+    import signal
+    interrupted_pull(signal.SIGTERM)
+
+
 def test_pinned():
     pb = pb2()
     import grpc
@@ -193,7 +257,7 @@ def main():
                                       extra_config={"User": "1000"})
         reg.push_image("other:v1", imgs["other"])
         basic = cricreg.Registry(auth="htpasswd", storage=reg.storage).start()
-        run_tests([test_pull_list_status_remove, test_concurrent_and_restart, test_pinned, test_auth_and_secrets,
+        run_tests([test_pull_list_status_remove, test_concurrent_and_restart, test_killed_mid_pull, test_sigterm_mid_pull, test_pinned, test_auth_and_secrets,
                    test_cricctl])
     finally:
         for r in (reg, basic):

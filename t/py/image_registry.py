@@ -9,7 +9,7 @@ import shutil
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "registry"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cricreg  # noqa: E402
-from harness import BUILDDIR, SKIP, run_tests, unmount_under  # noqa: E402
+from harness import BUILDDIR, SKIP, SkipTest, run_tests, unmount_under  # noqa: E402
 
 TOOL = os.path.join(BUILDDIR, "t", "image_pull_tool")
 reg = None       # open registry with the test images
@@ -22,7 +22,8 @@ imgs = {}
 def tool(root, *args, extra=()):
     cmd = [TOOL, "--root", root]
     for r in (reg, basic, token):
-        cmd += ["--insecure", r.host]
+        if r:
+            cmd += ["--insecure", r.host]
     cmd += ["--insecure", liar.host] + list(extra) + list(args)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert p.returncode != 3, "loop left handles open:\n" + p.stderr
@@ -82,7 +83,8 @@ def setup():
     relsym = cricreg.TarBuilder().symlink("a/ln", "../../../escaped").bytes()
     reg.push_image("relsym:latest", cricreg.Image([cricreg.Layer(relsym)]))
     basic = cricreg.Registry(auth="htpasswd", storage=reg.storage).start()
-    token = cricreg.Registry(auth="token", storage=reg.storage).start()
+    if shutil.which("openssl"):  # signs tokens, makes certificates
+        token = cricreg.Registry(auth="token", storage=reg.storage).start()
     liar = cricreg.LyingRegistry()
     corrupt = cricreg.Image([cricreg.Layer(cricreg.TarBuilder().file("c", "c" * 5000).bytes())])
     liar.add_image("corrupt:latest", corrupt)
@@ -91,6 +93,16 @@ def setup():
     liar.add_image("drop:latest", drop)
     liar.drop.add(drop.layers[0].digest)
     liar.add_image("mirrored:latest", imgs["other"])
+    imgs["redir"] = cricreg.Image([cricreg.Layer(cricreg.TarBuilder().file("r", "redirected\n").bytes())])
+    liar.add_image("redir:latest", imgs["redir"])
+    liar.redirect.add(imgs["redir"].layers[0].digest)
+    # a manifest served under a digest it does not have, and nonsense
+    imgs["fake_digest"] = "sha256:" + "0" * 64
+    liar.manifests[("fake", imgs["fake_digest"])] = imgs["other"].manifest()
+    liar.manifests[("nonsense", "latest")] = (b"<html>not a manifest</html>", cricreg.DOCKER_MANIFEST)
+    stall = cricreg.Image([cricreg.Layer(cricreg.TarBuilder().file("s", os.urandom(300000)).bytes())])
+    liar.add_image("stall:latest", stall)
+    liar.stall.add(stall.layers[0].digest)
 
 
 def teardown():
@@ -109,6 +121,13 @@ def test_pull_multilayer_whiteouts():
         assert f[2] == imgs["busybox"].config_digest, lines
         dirs = f[3:]
         assert len(dirs) == 3
+        # layer dirs are named by chain ID (OCI image spec)
+        import hashlib
+        chain = []
+        for l in imgs["busybox"].layers:
+            chain.append(l.diff_id if not chain else
+                         "sha256:" + hashlib.sha256((chain[-1] + " " + l.diff_id).encode()).hexdigest())
+        assert [os.path.basename(os.path.dirname(x)) for x in dirs] == [c[7:] for c in chain], (dirs, chain)
         st = os.lstat(os.path.join(dirs[1], "etc", "gone"))
         assert os.major(st.st_rdev) == 0 and (st.st_mode & 0o170000) == 0o020000  # whiteout char dev 0/0
         assert os.getxattr(os.path.join(dirs[1], "opq"), "trusted.overlay.opaque") == b"y"
@@ -215,6 +234,8 @@ def test_basic_auth():
 
 
 def test_token_auth():
+    if token is None:
+        raise SkipTest("openssl CLI missing")
     root = tempfile.mkdtemp(prefix="cric-pt-")
     try:
         n = len(token.token.requests)
@@ -226,11 +247,37 @@ def test_token_auth():
         shutil.rmtree(root, ignore_errors=True)
     msg = fail_case(token.host + "/other:v1", "rejected the credentials", extra=["--creds", "tester:nope-pw"])
     assert "nope-pw" not in msg
+    fail_case(token.host + "/other:v1", "rejected the anonymous request")
+    # identity token: OAuth2 refresh-token grant
+    root = tempfile.mkdtemp(prefix="cric-pt-")
+    try:
+        p, lines = pull(root, token.host + "/other:v1", extra=["--identity-token", "good-refresh-token"])
+        assert lines[0].split()[2] == imgs["other"].config_digest
+        assert token.token.requests[-1].startswith("POST "), token.token.requests[-1]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    msg = fail_case(token.host + "/other:v1", "rejected the credentials", extra=["--identity-token", "bad-rt-x"])
+    assert "bad-rt-x" not in msg
 
 
 def test_lying_registry():
     fail_case(liar.host + "/corrupt:latest", "does not match")
     fail_case(liar.host + "/drop:latest", "layer blob")
+    fail_case(liar.host + "/fake@" + imgs["fake_digest"], "not the requested " + imgs["fake_digest"])
+    fail_case(liar.host + "/nonsense:latest", "invalid JSON")
+    # no byte for images.pull_timeout seconds: retried, then a clear error
+    fail_case(liar.host + "/stall:latest", "Operation too slow", extra=["--timeout", "1"])
+
+
+def test_redirect_followed():
+    root = tempfile.mkdtemp(prefix="cric-pt-")
+    try:
+        p, lines = pull(root, liar.host + "/redir:latest")
+        assert lines[0].split()[2] == imgs["redir"].config_digest
+        assert open(os.path.join(lines[0].split()[3], "r")).read() == "redirected\n"
+        assert liar.storage_hits and liar.storage_hits[-1] == (imgs["redir"].layers[0].digest, None)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_bad_layers():
@@ -254,6 +301,33 @@ def test_mirrors():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_tls_certs_dir():
+    """HTTPS with a private CA and a client certificate from certs.d."""
+    if not shutil.which("openssl"):
+        raise SkipTest("openssl CLI missing")
+    tls = cricreg.Registry(storage=reg.storage, tls=True).start()
+    root = tempfile.mkdtemp(prefix="cric-pt-")
+    try:
+        certs = os.path.join(root, "certs.d")
+        os.makedirs(os.path.join(certs, tls.host))
+        for src, dst in (("ca.crt", "ca.crt"), ("client.cert", "client.cert"), ("client.key", "client.key")):
+            shutil.copy(tls.certs[src], os.path.join(certs, tls.host, dst))
+        ref = tls.host + "/other:v1"
+        p = subprocess.run([TOOL, "--root", root, "--certs-dir", certs, "pull", ref], capture_output=True, text=True)
+        assert p.returncode == 0 and imgs["other"].config_digest in p.stdout, p.stdout + p.stderr
+        # without the CA: a clear certificate error, nothing stored
+        p = subprocess.run([TOOL, "--root", root + "/2", "pull", ref], capture_output=True, text=True)
+        assert p.returncode == 1 and "certificate" in p.stdout.lower(), p.stdout
+        # without the client certificate the registry refuses the handshake
+        os.unlink(os.path.join(certs, tls.host, "client.cert"))
+        p = subprocess.run([TOOL, "--root", root + "/3", "--certs-dir", certs, "pull", ref], capture_output=True,
+                           text=True)
+        assert p.returncode == 1, p.stdout
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        tls.stop()
+
+
 def main():
     if not cricreg.have_registry() or not os.access(TOOL, os.X_OK):
         print("SKIP: docker-registry or image_pull_tool missing")
@@ -264,8 +338,8 @@ def main():
     try:
         setup()
         run_tests([test_pull_multilayer_whiteouts, test_index_picks_platform, test_concurrent_pulls,
-                   test_unknown_and_bad_refs, test_basic_auth, test_token_auth, test_lying_registry,
-                   test_bad_layers, test_mirrors])
+                   test_unknown_and_bad_refs, test_basic_auth, test_token_auth, test_lying_registry, test_redirect_followed,
+                   test_bad_layers, test_mirrors, test_tls_certs_dir])
     finally:
         teardown()
 

@@ -255,6 +255,7 @@ class TokenServer:
         der = base64.b64decode("".join(l for l in pem.splitlines() if "-----" not in l))
         self.x5c = base64.b64encode(der).decode()
         self.requests = []
+        self.refresh_tokens = {"good-refresh-token"}
         self.port = free_port()
         self.realm = "http://127.0.0.1:%d/token" % self.port
         outer = self
@@ -262,6 +263,21 @@ class TokenServer:
         class H(http.server.BaseHTTPRequestHandler):
             def log_message(self, *a):
                 pass
+
+            def do_POST(self):
+                # OAuth2 refresh-token grant (docker identity tokens)
+                from urllib.parse import parse_qs
+                n = int(self.headers.get("Content-Length", "0"))
+                form = parse_qs(self.rfile.read(n).decode())
+                outer.requests.append("POST " + " ".join(sorted(form)))
+                if form.get("grant_type") != ["refresh_token"] or \
+                        form.get("refresh_token", [""])[0] not in outer.refresh_tokens:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                    return
+                self.issue(form.get("scope", []))
 
             def do_GET(self):
                 outer.requests.append(self.path)
@@ -278,15 +294,18 @@ class TokenServer:
                         return
                 from urllib.parse import urlparse, parse_qs
                 q = parse_qs(urlparse(self.path).query)
+                self.issue(q.get("scope", []))
+
+            def issue(self, scopes):
                 access = []
-                for scope in q.get("scope", []):
+                for scope in scopes:
                     typ, _, rest = scope.partition(":")
                     name, _, actions = rest.rpartition(":")
                     access.append({"type": typ, "name": name, "actions": actions.split(",")})
                 tok = outer.sign({"iss": "cric-issuer", "sub": "tester", "aud": outer.service,
                                   "exp": int(time.time()) + 600, "nbf": int(time.time()) - 10,
                                   "iat": int(time.time()), "jti": os.urandom(8).hex(), "access": access})
-                body = json.dumps({"token": tok}).encode()
+                body = json.dumps({"token": tok, "access_token": tok}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -311,6 +330,27 @@ class TokenServer:
         self.httpd.server_close()
 
 
+# ---------------------------------------------------------------- TLS
+
+def make_certs(dir):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate
+    (openssl CLI).  Returns {name: path}: ca.crt, server.crt/key, client.cert/key."""
+    p = {n: os.path.join(dir, n) for n in ("ca.crt", "ca.key", "server.crt", "server.key", "client.cert",
+                                            "client.key", "csr", "ext")}
+
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p["ca.key"], "-out", p["ca.crt"],
+         "-subj", "/CN=cric-test-ca", "-days", "2")
+    with open(p["ext"], "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+    for name, key, cn in (("server.crt", "server.key", "127.0.0.1"), ("client.cert", "client.key", "cric-client")):
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", p[key], "-out", p["csr"], "-subj", "/CN=" + cn)
+        ossl("x509", "-req", "-in", p["csr"], "-CA", p["ca.crt"], "-CAkey", p["ca.key"], "-CAcreateserial",
+             "-out", p[name], "-days", "2", "-extfile", p["ext"])
+    return p
+
+
 # ---------------------------------------------------------------- registry
 
 class Registry:
@@ -320,11 +360,12 @@ class Registry:
     (Bearer through TokenServer).  storage: share another registry's storage
     directory (to serve images pushed to an open one)."""
 
-    def __init__(self, auth=None, users=None, storage=None):
+    def __init__(self, auth=None, users=None, storage=None, tls=False):
         self.dir = tempfile.mkdtemp(prefix="cric-reg-")
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
-        self.url = "http://" + self.host
+        self.tls = tls
+        self.url = ("https://" if tls else "http://") + self.host
         self.auth = auth
         self.users = users or {"tester": "s3cret"}
         self.storage = storage or os.path.join(self.dir, "data")
@@ -335,6 +376,14 @@ class Registry:
         cfg = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
                "storage:", "  filesystem:", "    rootdirectory: " + self.storage, "  delete:", "    enabled: true",
                "http:", "  addr: " + self.host, "  secret: cric-test-secret"]
+        self.ssl = None
+        if self.tls:
+            self.certs = make_certs(self.dir)
+            cfg += ["  tls:", "    certificate: " + self.certs["server.crt"], "    key: " + self.certs["server.key"],
+                    "    clientcas:", "      - " + self.certs["ca.crt"]]
+            import ssl
+            self.ssl = ssl.create_default_context(cafile=self.certs["ca.crt"])
+            self.ssl.load_cert_chain(self.certs["client.cert"], self.certs["client.key"])
         if self.auth == "htpasswd":
             pw = os.path.join(self.dir, "htpasswd")
             for i, (u, p) in enumerate(self.users.items()):
@@ -353,7 +402,7 @@ class Registry:
         deadline = time.time() + 20
         while True:
             try:
-                urllib.request.urlopen(self.url + "/v2/", timeout=1)
+                urllib.request.urlopen(self.url + "/v2/", timeout=1, context=self.ssl)
                 break
             except urllib.error.HTTPError:
                 break  # 401: up, with auth
@@ -446,13 +495,18 @@ class Registry:
 
 class LyingRegistry:
     """Serves images from memory, anonymously, over HTTP; blobs listed in
-    corrupt get wrong bytes, those in drop are cut off mid-body."""
+    corrupt get wrong bytes, those in drop are cut off mid-body, those in
+    stall send their headers and then nothing (until stop())."""
 
     def __init__(self):
         self.manifests = {}  # (repo, ref) -> (data, media type)
         self.blobs = {}
         self.corrupt = set()
         self.drop = set()
+        self.stall = set()
+        self.redirect = set()   # blobs answered with a 307 to /storage/ on "localhost"
+        self.storage_hits = []  # (digest, Authorization header) of redirected fetches
+        self.stopping = threading.Event()
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
         outer = self
@@ -465,6 +519,9 @@ class LyingRegistry:
 
             def do_GET(self):
                 p = self.path.split("?")[0]
+                if p.startswith("/storage/") and p[9:] in outer.blobs:
+                    outer.storage_hits.append((p[9:], self.headers.get("Authorization")))
+                    return self.reply(200, outer.blobs[p[9:]], "application/octet-stream")
                 if p in ("/v2/", "/v2"):
                     return self.reply(200, b"{}", "application/json")
                 parts = p[len("/v2/"):].rsplit("/", 2)
@@ -474,10 +531,24 @@ class LyingRegistry:
                 if kind == "manifests" and (repo, ref) in outer.manifests:
                     data, mt = outer.manifests[(repo, ref)]
                     return self.reply(200, data, mt)
+                if kind == "blobs" and ref in outer.redirect:
+                    self.send_response(307)
+                    self.send_header("Location", "http://localhost:%d/storage/%s" % (outer.port, ref))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if kind == "blobs" and ref in outer.blobs:
                     data = outer.blobs[ref]
                     if ref in outer.corrupt:
                         data = bytes([data[0] ^ 0xff]) + data[1:]
+                    if ref in outer.stall:
+                        self.send_response(200)
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.flush()
+                        outer.stopping.wait(60)
+                        self.close_connection = True
+                        return
                     if ref in outer.drop:
                         self.send_response(200)
                         self.send_header("Content-Type", "application/octet-stream")
@@ -499,6 +570,7 @@ class LyingRegistry:
                 self.wfile.write(data)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -511,5 +583,6 @@ class LyingRegistry:
         return "%s/%s:%s" % (self.host, repo, tag)
 
     def stop(self):
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
