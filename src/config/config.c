@@ -73,7 +73,9 @@ static const struct key keys[] = {
     { "network.plugin_dirs", K_STRV, F(network_plugin_dirs), NULL },
     { "network.config_dir", K_STR, F(network_config_dir), check_abs_path },
     { "network.cache_dir", K_STR, F(network_cache_dir), check_abs_path_or_empty },
+    { "network.plugin_timeout", K_U64, F(network_plugin_timeout), NULL },
     { "sandbox.cgroup_parent", K_STR, F(sandbox_cgroup_parent), NULL },
+    { "sandbox.shm_size", K_U64, F(sandbox_shm_size), NULL },
     { "containers.log_root", K_STR, F(containers_log_root), check_abs_path },
     { "containers.log_size_max", K_U64, F(containers_log_size_max), NULL },
     { "containers.stop_timeout", K_U64, F(containers_stop_timeout), NULL },
@@ -472,8 +474,9 @@ static const char default_json[] =
     "            \"max_concurrent_streams\": 1000 },\n"
     "  \"streaming\": { \"address\": \"127.0.0.1\", \"port\": 0, \"idle_timeout\": 14400 },\n"
     "  \"network\": { \"plugin_dirs\": [\"/opt/cni/bin\", \"/usr/lib/cni\"],\n"
-    "               \"config_dir\": \"/etc/cni/net.d\", \"cache_dir\": \"\" },\n"
-    "  \"sandbox\": { \"cgroup_parent\": \"/kubepods\" },\n"
+    "               \"config_dir\": \"/etc/cni/net.d\", \"cache_dir\": \"\",\n"
+    "               \"plugin_timeout\": 60 },\n"
+    "  \"sandbox\": { \"cgroup_parent\": \"/kubepods\", \"shm_size\": 67108864 },\n"
     "  \"containers\": { \"log_root\": \"/var/log/cricd/containers\", \"log_size_max\": 0,\n"
     "                  \"stop_timeout\": 10 },\n"
     "  \"images\": { \"certs_dir\": \"/etc/cricd/certs.d\", \"auth_file\": \"\",\n"

@@ -41,8 +41,10 @@ struct cric_config {
     char **network_plugin_dirs;       /* NULL-terminated */
     char *network_config_dir;
     char *network_cache_dir;
+    uint64_t network_plugin_timeout;  /* seconds per CNI plugin call */
     /* sandbox.* */
     char *sandbox_cgroup_parent;
+    uint64_t sandbox_shm_size;        /* bytes of a pod's /dev/shm tmpfs */
     /* containers.* */
     char *containers_log_root;         /* default parent for log dirs when none given */
     uint64_t containers_log_size_max;  /* bytes, 0 = unlimited */

@@ -294,8 +294,10 @@ int cri_sandbox_init(cricd *d, cric_error **err)
         .cni_cache_dir = cfg->network_cache_dir && *cfg->network_cache_dir ? cfg->network_cache_dir : NULL,
         .cgroup_parent = cfg->sandbox_cgroup_parent,
         .cgroup_driver = cfg->cgroup_driver,
+        .cni_timeout_ms = cfg->network_plugin_timeout * 1000,
+        .shm_size = cfg->sandbox_shm_size,
     };
-    /* Knobs without a config key yet, for tests and benchmarks. */
+    /* Finer than the config's seconds, for tests. */
     const char *t = getenv("CRICD_CNI_TIMEOUT_MS");
     if (t && *t)
         o.cni_timeout_ms = strtoull(t, NULL, 10);

@@ -262,6 +262,12 @@ int cric_sandbox_service_new(uv_loop_t *loop, const struct cric_sandbox_opts *op
     }
     struct dirent *de;
     while ((de = readdir(d))) {
+        if (strncmp(de->d_name, ".trash-", 7) == 0) {
+            _cleanup_free_ char *p = NULL;
+            if (asprintf(&p, "%s/%s", svc->sb_dir, de->d_name) >= 0)
+                cric_rm_rf(p, NULL);
+            continue;
+        }
         if (strlen(de->d_name) != 64)
             continue;
         struct cric_sandbox *sb = NULL;
@@ -436,9 +442,10 @@ static struct cric_sandbox *sb_from_config(struct cric_sandbox_service *svc, con
     return sb;
 }
 
+/* Names travel in CNI_ARGS ("K=V;K=V") and in paths. */
 static bool bad_name(const char *s)
 {
-    return !s || !*s || strchr(s, '/') || strchr(s, '\n') || strlen(s) > 253;
+    return !s || !*s || strpbrk(s, "/\n;=") || strlen(s) > 253;
 }
 
 int cric_sandbox_run(struct cric_sandbox_service *svc, const Runtime__V1__PodSandboxConfig *cfg,
@@ -449,10 +456,10 @@ int cric_sandbox_run(struct cric_sandbox_service *svc, const Runtime__V1__PodSan
     if (!cfg || !cfg->metadata)
         return cric_error_new(err, -EINVAL, "RunPodSandbox: config.metadata is required");
     const Runtime__V1__PodSandboxMetadata *md = cfg->metadata;
-    if (bad_name(md->name) || bad_name(md->namespace_) || !md->uid || !*md->uid || strchr(md->uid, '\n'))
+    if (bad_name(md->name) || bad_name(md->namespace_) || !md->uid || !*md->uid || strpbrk(md->uid, "\n;="))
         return cric_error_new(err, -EINVAL,
-                              "RunPodSandbox: metadata name, uid and namespace must be non-empty (name and "
-                              "namespace without '/')");
+                              "RunPodSandbox: metadata name, uid and namespace must be non-empty and free of "
+                              "';', '=' and newlines (name and namespace also of '/')");
     if (cfg->hostname && (strchr(cfg->hostname, '\n') || strlen(cfg->hostname) > 64))
         return cric_error_new(err, -EINVAL, "RunPodSandbox: hostname '%s' is not valid", cfg->hostname);
     for (size_t i = 0; i < svc->n; i++) {
@@ -551,6 +558,51 @@ static int start_cni(struct sb_op *op, struct cric_sandbox *sb, enum cric_cni_op
     return r;
 }
 
+struct rm_work {
+    uv_work_t req;
+    struct cric_sandbox_service *svc;
+    char *path;
+};
+
+static void rm_work_run(uv_work_t *req)
+{
+    struct rm_work *w = req->data;
+    cric_rm_rf(w->path, NULL);
+}
+
+static void rm_work_done(uv_work_t *req, int status)
+{
+    struct rm_work *w = req->data;
+    struct cric_sandbox_service *svc = w->svc;
+    (void)status;
+    free(w->path);
+    free(w);
+    svc->inflight--;
+    maybe_closed(svc);
+}
+
+/* The pod directory is renamed out of the way at once (its record is then
+ * gone, atomically) and deleted on the thread pool; leftovers of a crash
+ * are deleted when the service starts. */
+static void remove_dir(struct cric_sandbox_service *svc, const char *dir, const char *id)
+{
+    struct rm_work *w = calloc(1, sizeof(*w));
+    if (w && asprintf(&w->path, "%s/.trash-%s", svc->sb_dir, id) >= 0 && rename(dir, w->path) == 0) {
+        w->svc = svc;
+        w->req.data = w;
+        if (uv_queue_work(svc->loop, &w->req, rm_work_run, rm_work_done) == 0) {
+            svc->inflight++;
+            return;
+        }
+        cric_rm_rf(w->path, NULL);
+    } else {
+        cric_rm_rf(dir, NULL);
+    }
+    if (w)
+        free(w->path);
+    free(w);
+}
+
 /* Undo everything a run did (after a failed run, or for remove). */
 static void teardown_local(struct cric_sandbox_service *svc, struct cric_sandbox *sb)
 {
@@ -559,8 +611,7 @@ static void teardown_local(struct cric_sandbox_service *svc, struct cric_sandbox
     sb__unpin(sb);
     sb__umount_shm(sb);
     sb__cgroup_cleanup(sb);
-    cric_rm_rf(sb->dir, NULL);
-    (void)svc;
+    remove_dir(svc, sb->dir, sb->id);
 }
 
 static void on_pinns_done(void *data, int rc, const struct cric_child_result *res, const cric_error *cerr)

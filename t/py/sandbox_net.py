@@ -143,6 +143,17 @@ def restart(d):
     return d.client()
 
 
+def sandbox_dirs(d):
+    """Pod directories; removed ones are deleted in the background, give them 5 s."""
+    path = os.path.join(d.root, "sandboxes")
+    for _ in range(100):
+        names = os.listdir(path)
+        if not any(n.startswith(".trash-") for n in names):
+            break
+        time.sleep(0.05)
+    return names
+
+
 def leftovers(d, net):
     """Namespace pins and veths left by the test's pods."""
     ns_root = os.path.join(d.state, "ns")
@@ -330,7 +341,7 @@ def test_failing_plugins_leave_nothing():
                 assert list_pods(cl) == []
                 pins, veths = leftovers(d, net)
                 assert pins == [] and veths == [], (bad, pins, veths)
-                assert os.listdir(os.path.join(d.root, "sandboxes")) == []
+                assert sandbox_dirs(d) == []
                 ipam = os.path.join(net.dir, "ipam", net.conf["name"])
                 allocs = [f for f in os.listdir(ipam) if f[0].isdigit()] if os.path.isdir(ipam) else []
                 assert allocs == [], "IP allocations left: %s" % allocs
@@ -371,7 +382,7 @@ def test_crash_during_add_rolls_back():
             assert list_pods(cl) == []
             pins, veths = leftovers(d, net)
             assert pins == [] and veths == [], (pins, veths)
-            assert os.listdir(os.path.join(d.root, "sandboxes")) == []
+            assert sandbox_dirs(d) == []
             ipam = os.path.join(net.dir, "ipam", net.conf["name"])
             allocs = [f for f in os.listdir(ipam) if f[0].isdigit()] if os.path.isdir(ipam) else []
             assert allocs == [], "IP allocations left: %s" % allocs
