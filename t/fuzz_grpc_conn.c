@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     setup();
     struct cric__conn *c;
-    if (cric__conn_new_mem(srv, &c, NULL) < 0)
+    if (cric__conn_new_mem(srv, NULL, NULL, &c, NULL) < 0)
         abort();
     /* The first byte picks a read size so that frames get split. */
     size_t chunk = size ? (size_t)data[0] * 7 + 1 : 1;

@@ -8,6 +8,7 @@
  *                                       runtime_version "cancelled=N answered=N"
  *   /cric.test/Slow (VersionRequest)    answers after version (ms) on a uv timer
  *   /cric.test/Fail (VersionRequest)    fails with -errno version via cric_call_fail_error
+ *                                       ("<errno> long": with a 10000-byte message)
  *   /runtime.v1.ImageService/ListImages filter.image.image images (default 20000, ~2 MiB)
  *   /runtime.v1.RuntimeService/GetContainerEvents  --events events, then OK
  *   /cric.test/Endless (GetEventsRequest)          an event every 5 ms until cancelled
@@ -77,6 +78,14 @@ static void fail(cric_call *call, const ProtobufCMessage *req, void *ctx)
 {
     const Runtime__V1__VersionRequest *r = (const void *)req;
     cric_error e = { .code = -atoi(r->version), .msg = "failed on purpose: \xc3\xa9t\xc3\xa9 100% \"quoted\"\nline" };
+    char longmsg[10001];
+    if (strstr(r->version, "long")) {
+        /* 5000 two-byte characters: the server cuts it, on a character boundary */
+        for (int i = 0; i < 10000; i += 2)
+            longmsg[i] = (char)0xc3, longmsg[i + 1] = (char)0xa9;
+        longmsg[10000] = 0;
+        e.msg = longmsg;
+    }
     cric_call_fail_error(call, &e);
 }
 

@@ -96,13 +96,33 @@ static void log_call(const cric_call *call, int status, const char *msg)
               msg ? ": " : "", msg ? msg : "", (double)(uv_hrtime() - call->start_ns) / 1e6);
 }
 
+/* Longest grpc-message sent, encoded: grpc-core refuses more than 8 KiB of
+ * metadata by default, and Trailers-Only carries :status and more too. */
+#define MAX_STATUS_MSG 4096
+
 static int status_headers(nghttp2_nv *nv, size_t i, char *code, size_t code_size, int status, const char *msg,
                           char **enc)
 {
     snprintf(code, code_size, "%d", status);
     nv[i++] = (nghttp2_nv)NV("grpc-status", code, strlen(code));
     if (msg && *msg) {
-        *enc = cric_grpc_percent_encode(msg);
+        size_t len = 0, cost = 0;
+        for (; msg[len]; len++) {
+            unsigned char ch = (unsigned char)msg[len];
+            cost += (ch < 0x20 || ch > 0x7e || ch == '%') ? 3 : 1;
+            if (cost > MAX_STATUS_MSG)
+                break;
+        }
+        if (msg[len]) {
+            /* cut on a UTF-8 character boundary */
+            while (len > 0 && ((unsigned char)msg[len] & 0xc0) == 0x80)
+                len--;
+            char *cut = strndup(msg, len);
+            *enc = cut ? cric_grpc_percent_encode(cut) : NULL;
+            free(cut);
+        } else {
+            *enc = cric_grpc_percent_encode(msg);
+        }
         if (*enc)
             nv[i++] = (nghttp2_nv)NV("grpc-message", *enc, strlen(*enc));
     }
@@ -269,10 +289,17 @@ static ssize_t read_out(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, si
     size_t n = call->out_len - call->out_off;
     if (n > length)
         n = length;
-    memcpy(buf, call->out + call->out_off, n);
+    if (n)
+        memcpy(buf, call->out + call->out_off, n);
     call->out_off += n;
     if (call->out_off == call->out_len) {
         call->out_off = call->out_len = 0;
+        if (call->out_cap > 65536) {
+            /* a drained burst: do not keep its buffer for the stream's life */
+            free(call->out);
+            call->out = NULL;
+            call->out_cap = 0;
+        }
         if (call->trailers_pending) {
             nghttp2_nv nv[2];
             char code[16];
@@ -304,16 +331,22 @@ static int queue_out(cric_call *call, uint8_t *data, size_t len)
     }
     if (call->out_len - call->out_off + len > CRIC__GRPC_MAX_QUEUED)
         return -ENOBUFS;
-    if (!call->out_len && !call->out) {
+    if (!call->out) {
         call->out = data; /* common unary case: no copy */
-        call->out_len = len;
+        call->out_len = call->out_cap = len;
         return 0;
     }
-    uint8_t *n = realloc(call->out, call->out_len + len);
-    if (!n)
-        return -ENOMEM;
-    memcpy(n + call->out_len, data, len);
-    call->out = n;
+    if (call->out_len + len > call->out_cap) {
+        size_t cap = call->out_cap * 2;
+        if (cap < call->out_len + len)
+            cap = call->out_len + len;
+        uint8_t *n = realloc(call->out, cap);
+        if (!n)
+            return -ENOMEM;
+        call->out = n;
+        call->out_cap = cap;
+    }
+    memcpy(call->out + call->out_len, data, len);
     call->out_len += len;
     free(data);
     return 0;
@@ -360,9 +393,15 @@ void cric_call_reply(cric_call *call, const ProtobufCMessage *resp)
         respond(call, GRPC_RESOURCE_EXHAUSTED, "out of memory for the response");
         return;
     }
-    if (start_response(call) != 0) {
-        call->responded = true;
-        return;
+    if (!call->headers_sent) {
+        if (start_response(call) != 0) {
+            call->responded = true;
+            return;
+        }
+    } else if (call->deferred) {
+        /* a streaming method answering its last message with reply() */
+        call->deferred = false;
+        nghttp2_session_resume_data(call->conn->h2, call->stream_id);
     }
     respond(call, GRPC_OK, NULL);
 }

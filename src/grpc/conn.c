@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -215,8 +216,11 @@ void cric__conn_flush(struct cric__conn *c)
         }
         if (n == 0)
             break;
-        if (c->mem)
+        if (c->mem) {
+            if (c->mem_out)
+                c->mem_out(p, (size_t)n, c->mem_out_arg);
             continue;
+        }
         if (!w || w->len + (size_t)n > cap) {
             size_t ncap = cap ? cap * 2 : 16384;
             while (ncap < (w ? w->len : 0) + (size_t)n)
@@ -285,6 +289,10 @@ static void on_close(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     free(c);
+    /* The last client gone: hand freed connection memory back to the kernel,
+     * so that a burst of clients does not leave the idle daemon large. */
+    if (!s->conns)
+        malloc_trim(0);
     cric__server_conn_gone(s);
 }
 
@@ -303,13 +311,16 @@ void cric__conn_close(struct cric__conn *c)
     uv_close((uv_handle_t *)&c->pipe, on_close);
 }
 
-int cric__conn_new_mem(cric_server *s, struct cric__conn **out, cric_error **err)
+int cric__conn_new_mem(cric_server *s, void (*out_cb)(const uint8_t *, size_t, void *), void *arg,
+                       struct cric__conn **out, cric_error **err)
 {
     struct cric__conn *c = calloc(1, sizeof(*c));
     if (!c)
         return cric_error_new(err, -ENOMEM, "grpc: out of memory");
     c->srv = s;
     c->mem = true;
+    c->mem_out = out_cb;
+    c->mem_out_arg = arg;
     int r = cric__conn_init_session(c, err);
     if (r < 0) {
         free(c);

@@ -48,7 +48,9 @@ struct cric__conn {
     struct cric__conn *prev, *next;
     nghttp2_session *h2;
     uv_pipe_t pipe;
-    bool mem;        /* fuzz/test connection: output discarded, no socket */
+    bool mem;        /* fuzz/test connection: no socket, output to mem_out or discarded */
+    void (*mem_out)(const uint8_t *data, size_t len, void *arg);
+    void *mem_out_arg;
     bool writing;    /* a uv_write is in flight */
     bool closing;    /* uv_close called (or, for mem, marked closed) */
     bool goaway;     /* graceful GOAWAY submitted */
@@ -86,7 +88,7 @@ struct cric_call {
     bool cancelled;
     /* queued response bytes for the data provider */
     uint8_t *out;
-    size_t out_len, out_off;
+    size_t out_len, out_off, out_cap;
     bool trailers_pending;    /* finish(): trailers go after the queued data */
     bool deferred;            /* the data provider returned DEFERRED */
     int status;
@@ -107,8 +109,10 @@ void cric__conn_feed(struct cric__conn *c, const uint8_t *data, size_t len);
 void cric__conn_flush(struct cric__conn *c);
 void cric__conn_close(struct cric__conn *c);
 void cric__conn_goaway(struct cric__conn *c);
-/** A connection fed from memory with output discarded (fuzzing, tests). */
-int cric__conn_new_mem(cric_server *s, struct cric__conn **out, cric_error **err);
+/** A connection fed from memory (fuzzing, tests); its output goes to
+ * out_cb (NULL: discarded). */
+int cric__conn_new_mem(cric_server *s, void (*out_cb)(const uint8_t *, size_t, void *), void *arg,
+                       struct cric__conn **out, cric_error **err);
 void cric__conn_free_mem(struct cric__conn *c);
 
 /* call.c */

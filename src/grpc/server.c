@@ -2,7 +2,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,16 +207,7 @@ static void on_handle_closed(uv_handle_t *h)
     maybe_done(s);
 }
 
-void cric__server_conn_gone(cric_server *s)
-{
-#ifdef __GLIBC__
-    /* The last client left: hand the burst's memory back to the system, so
-     * an idle daemon stays small (glibc keeps freed heap otherwise). */
-    if (!s->conns)
-        malloc_trim(0);
-#endif
-    maybe_done(s);
-}
+void cric__server_conn_gone(cric_server *s) { maybe_done(s); }
 
 static void on_grace(uv_timer_t *t)
 {

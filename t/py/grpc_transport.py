@@ -169,6 +169,8 @@ def test_status_codes():
         d = expect_status(grpc.StatusCode.NOT_FOUND, unary, ch, "/cric.test/Fail", pb.VersionRequest(version="2"))
         assert d == 'failed on purpose: \u00e9t\u00e9 100% "quoted"\nline', repr(d)
         expect_status(grpc.StatusCode.ALREADY_EXISTS, unary, ch, "/cric.test/Fail", pb.VersionRequest(version="17"))
+        d = expect_status(grpc.StatusCode.NOT_FOUND, unary, ch, "/cric.test/Fail", pb.VersionRequest(version="2 long"))
+        assert d == "\u00e9" * 682, (len(d), d[:20])  # 4096 bytes encoded at most
         expect_status(grpc.StatusCode.PERMISSION_DENIED, unary, ch, "/cric.test/Fail", pb.VersionRequest(version="13"))
         expect_status(grpc.StatusCode.UNKNOWN, unary, ch, "/cric.test/Fail", pb.VersionRequest(version="18"))
         # undecodable request: field 1 as a varint with a truncated body
