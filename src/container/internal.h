@@ -46,6 +46,7 @@ struct ctr {
     struct ctr_waiter *exit_waiters;
     uv_timer_t *stop_timer;   /* owned; freed in its close callback */
     bool kill_sent;
+    bool runtime_deleted;     /* `runtime delete` done after the exit (in memory only) */
     /* Remove in progress. */
     bool removing;
     struct ctr_waiter *remove_waiters;

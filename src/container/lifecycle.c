@@ -130,6 +130,13 @@ static char *termination_message(const Runtime__V1__ContainerConfig *cfg)
     return NULL;
 }
 
+static void deleted_after_exit(struct ctr *c, const struct cric_runtime_result *res, void *arg)
+{
+    (void)arg;
+    if (res->status == 0)
+        c->runtime_deleted = true;
+}
+
 void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex)
 {
     struct cric_container_service *svc = c->svc;
@@ -146,6 +153,10 @@ void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex)
             c->message = msg;
         }
         cric__ctr_save(c, NULL);
+        /* Free the runtime's state (and cgroup) now, as containerd does
+         * with its task, so that RemoveContainer has less to do. */
+        if (!c->removing)
+            rt_run(c, (const char *[]){"delete", c->id, NULL}, deleted_after_exit, NULL);
     }
     cric_shim_exit_forget(svc->exits_dir, c->id, NULL);
     stop_timer_cancel(c);
@@ -720,7 +731,12 @@ static void remove_after_stop(void *data, int rc, const cric_error *err, const c
         c->removing = false;
         cric__waiters_fire(&c->remove_waiters, rc, err, c->id);
     } else if (!c->gone) {
-        rt_run(c, (const char *[]){"delete", "--force", c->id, NULL}, remove_deleted, NULL);
+        if (c->runtime_deleted) {
+            struct cric_runtime_result res = {.status = 0, .out = (char *)"", .err = (char *)""};
+            remove_deleted(c, &res, NULL);
+        } else {
+            rt_run(c, (const char *[]){"delete", "--force", c->id, NULL}, remove_deleted, NULL);
+        }
     }
     cric__ctr_unref(c);
 }
@@ -740,6 +756,11 @@ void cric__ctr_remove(struct ctr *c, cric_container_done_fn done, void *data)
     if (c->state == CTR_CREATED || c->state == CTR_RUNNING) {
         cric__ctr_ref(c);
         ctr_stop(c, -1, remove_after_stop, c);
+        return;
+    }
+    if (c->runtime_deleted) {
+        struct cric_runtime_result res = {.status = 0, .out = (char *)"", .err = (char *)""};
+        remove_deleted(c, &res, NULL);
         return;
     }
     rt_run(c, (const char *[]){"delete", "--force", c->id, NULL}, remove_deleted, NULL);
