@@ -90,6 +90,8 @@ void cric__ctr_remove(struct ctr *c, cric_container_done_fn done, void *data);
  * running; asks the runtime and updates the record. */
 void cric__ctr_refresh_created(struct ctr *c);
 void cric__ctr_hold_layers(struct ctr *c);
+/** Service shutdown: closes the stop timer, answers stop waiters ECANCELED. */
+void cric__ctr_cancel_stop(struct ctr *c);
 void cric__ctr_release_layers(struct ctr *c);
 int cric__runtime(struct ctr *c, const char *verb, const char *a1, const char *a2, unsigned timeout_ms,
                   cric_runtime_cb cb, void *data, cric_error **err);

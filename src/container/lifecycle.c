@@ -840,3 +840,12 @@ void cric__ctr_refresh_created(struct ctr *c)
 {
     rt_run(c, (const char *[]){"state", c->id, NULL}, refresh_k, NULL);
 }
+
+void cric__ctr_cancel_stop(struct ctr *c)
+{
+    stop_timer_cancel(c);
+    cric_error *err = NULL;
+    cric_error_new(&err, -ECANCELED, "cricd is shutting down");
+    cric__waiters_fire(&c->exit_waiters, err->code, err, c->id);
+    cric_error_free(err);
+}

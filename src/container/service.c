@@ -492,11 +492,10 @@ void cric_container_service_close(struct cric_container_service *svc, void (*cb)
     svc->close_data = data;
     if (svc->sandboxes)
         cric_sandbox_set_container_hooks(svc->sandboxes, &(struct cric_sandbox_container_hooks){0});
-    /* Stop timers now; in-flight children finish on their own. */
+    /* Close stop timers now; in-flight children finish on their own and
+     * the last one frees the service. */
     for (size_t i = 0; i < svc->n; i++)
-        if (svc->v[i]->stop_timer) {
-            uv_timer_stop(svc->v[i]->stop_timer);
-        }
+        cric__ctr_cancel_stop(svc->v[i]);
     if (svc->pending == 0)
         svc_free(svc);
 }
