@@ -98,7 +98,10 @@ int cric__runtime(struct ctr *c, const char *verb, const char *a1, const char *a
 /* rootfs.c */
 int cric__rootfs_mount(const char *dir, char *const *layers, cric_error **err);
 int cric__rootfs_unmount(const char *dir, cric_error **err);
-/** Removes dirs (NULL-terminated, owned: freed) on the thread pool, then cb. */
-int cric__rm_trees(uv_loop_t *loop, char **dirs, void (*cb)(void *data, int rc), void *data);
+/** On the thread pool: unmounts <unmount>/rootfs (if unmount is non-NULL),
+ * then removes dirs (NULL-terminated, owned: freed); then cb on the loop.
+ * An unmount failure skips the removal (rc < 0). */
+int cric__rm_trees(uv_loop_t *loop, const char *unmount, char **dirs, void (*cb)(void *data, int rc),
+                   void *data);
 
 #endif

@@ -692,13 +692,6 @@ static void remove_deleted(struct ctr *c, const struct cric_runtime_result *res,
     struct cric_shim_status st = {0};
     if (cric_shim_status(c->state_dir, &st, NULL) == 0 && st.state == CRIC_SHIM_RUNNING && st.shim_pid > 0)
         kill(st.shim_pid, SIGKILL);
-    cric_error *err = NULL;
-    if (cric__rootfs_unmount(c->dir, &err) < 0) {
-        c->removing = false;
-        cric__waiters_fire(&c->remove_waiters, err->code, err, c->id);
-        cric_error_free(err);
-        return;
-    }
     cric_shim_exit_forget(svc->exits_dir, c->id, NULL);
     /* The record goes first so that a crash mid-way leaves a directory the
      * next start recognises as garbage. */
@@ -709,13 +702,14 @@ static void remove_deleted(struct ctr *c, const struct cric_runtime_result *res,
     if (dirs && (dirs[0] = strdup(c->dir)) && (dirs[1] = strdup(c->state_dir))) {
         cric__ctr_ref(c);
         cric__svc_hold(svc);
-        if (cric__rm_trees(svc->loop, dirs, remove_finish, c) == 0)
+        if (cric__rm_trees(svc->loop, c->dir, dirs, remove_finish, c) == 0)
             return;
         cric__ctr_unref(c);
         cric__svc_release(svc);
     } else {
         cric__spec_strv_free(dirs);
     }
+    cric__rootfs_unmount(c->dir, NULL);
     cric_rm_rf(c->dir, NULL);
     cric_rm_rf(c->state_dir, NULL);
     cric__ctr_ref(c);
