@@ -1,6 +1,7 @@
 """Containers through the CRI socket with real runc: lifecycle, process rules,
 mounts, security, exit reasons, ExecSync."""
 import os
+import subprocess
 import sys
 import time
 
@@ -74,6 +75,26 @@ def test_lifecycle():
         assert "NOT_FOUND" in str(ex) or "not found" in str(ex), ex
     assert not os.path.exists(os.path.join(e.d.root, "containers", cid))
     assert time.time() - t0 < 30
+
+
+def test_created_never_started():
+    e = ENV
+    pod, pcfg = e.run_pod("created")
+    cid = e.create(pod, pcfg, e.ctr_config("a", ["sleep", "100"]))
+    e.stop(cid)
+    st = e.status(cid).status
+    assert st.state == pb().CONTAINER_EXITED and st.exit_code == 137, st
+    try:
+        e.start(cid)
+        raise AssertionError("start of an exited container")
+    except Exception as ex:
+        assert "FAILED_PRECONDITION" in str(ex), ex
+    e.remove(cid)
+    cid = e.create(pod, pcfg, e.ctr_config("b", ["sleep", "100"]))
+    e.remove(cid)
+    out = subprocess.run([ctrlib.RUNC, "--root", os.path.join(e.d.dir, "runc"), "list", "-q"],
+                         capture_output=True, text=True).stdout
+    assert cid not in out, out
 
 
 def test_stop_timeout_kill():
@@ -347,11 +368,11 @@ def main():
                              "User": "alice"}}
     with ctrlib.Env(images=images) as e:
         ENV = e
-        harness.run_tests([test_lifecycle, test_stop_timeout_kill, test_command_args_env_workdir_user,
-                           test_mounts_readonly_termination, test_capabilities_privileged, test_oom_killed,
-                           test_exec_sync, test_update_resources_reopen_log, test_unknown_image_and_pod,
-                           test_image_removed_under_container,
-                           test_pod_stop_remove_takes_containers])
+        harness.run_tests([test_lifecycle, test_created_never_started, test_stop_timeout_kill,
+                           test_command_args_env_workdir_user, test_mounts_readonly_termination,
+                           test_capabilities_privileged, test_oom_killed, test_exec_sync,
+                           test_update_resources_reopen_log, test_unknown_image_and_pod,
+                           test_image_removed_under_container, test_pod_stop_remove_takes_containers])
 
 
 if __name__ == "__main__":
