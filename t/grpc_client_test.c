@@ -24,6 +24,9 @@ static void kill_server(void)
     if (srv > 0) {
         kill(srv, SIGKILL);
         waitpid(srv, NULL, 0);
+        srv = -1;
+        unlink(sock);
+        rmdir(dir);
     }
 }
 

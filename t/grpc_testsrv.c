@@ -5,7 +5,7 @@
  *
  * Methods:
  *   /runtime.v1.RuntimeService/Version  echoes request.version; "stats" answers
- *                                       runtime_version "cancelled=N answered=N"
+ *                                       runtime_version "cancelled=N answered=N started=N"
  *   /cric.test/Slow (VersionRequest)    answers after version (ms) on a uv timer
  *   /cric.test/Fail (VersionRequest)    fails with -errno version via cric_call_fail_error
  *                                       ("<errno> long": with a 10000-byte message)
@@ -25,14 +25,14 @@
 #include "util/log.h"
 
 static unsigned n_events = 100;
-static unsigned n_cancelled, n_answered;
+static unsigned n_cancelled, n_answered, n_started;
 
 static void version(cric_call *call, const ProtobufCMessage *req, void *ctx)
 {
     const Runtime__V1__VersionRequest *r = (const void *)req;
     Runtime__V1__VersionResponse resp = RUNTIME__V1__VERSION_RESPONSE__INIT;
-    char stats[64];
-    snprintf(stats, sizeof(stats), "cancelled=%u answered=%u", n_cancelled, n_answered);
+    char stats[96];
+    snprintf(stats, sizeof(stats), "cancelled=%u answered=%u started=%u", n_cancelled, n_answered, n_started);
     resp.version = r->version;
     resp.runtime_name = "grpc_testsrv";
     resp.runtime_version = strcmp(r->version, "stats") == 0 ? stats : "0";
@@ -69,6 +69,7 @@ static void slow(cric_call *call, const ProtobufCMessage *req, void *ctx)
         return;
     }
     s->call = call;
+    n_started++;
     uv_timer_init(ctx, &s->timer);
     s->timer.data = s;
     uv_timer_start(&s->timer, slow_fire, strtoull(r->version, NULL, 10), 0);

@@ -64,8 +64,16 @@ static void stop_timer(cric_call *call)
         uv_timer_stop(&call->timer);
 }
 
+static void log_call(const cric_call *call, int status, const char *msg)
+{
+    LOG_DEBUG("grpc %s: %s%s%s (%.3f ms)", call->path ? call->path : "?", cric_grpc_status_name(status),
+              msg ? ": " : "", msg ? msg : "", (double)(uv_hrtime() - call->start_ns) / 1e6);
+}
+
 void cric__call_detach(cric_call *call)
 {
+    if (!call->responded && call->path)
+        log_call(call, GRPC_CANCELLED, "stream closed before the answer");
     struct cric__conn *c = call->conn;
     release_input(call);
     if (c) {
@@ -90,11 +98,6 @@ void cric__call_detach(cric_call *call)
     call_free(call);
 }
 
-static void log_call(const cric_call *call, int status, const char *msg)
-{
-    LOG_DEBUG("grpc %s: %s%s%s (%.3f ms)", call->path ? call->path : "?", cric_grpc_status_name(status),
-              msg ? ": " : "", msg ? msg : "", (double)(uv_hrtime() - call->start_ns) / 1e6);
-}
 
 /* Longest grpc-message sent, encoded: grpc-core refuses more than 8 KiB of
  * metadata by default, and Trailers-Only carries :status and more too. */

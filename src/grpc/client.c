@@ -328,6 +328,10 @@ static int do_call(cric_client *c, const char *path, const ProtobufCMessage *req
             timed_out = true;
             nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st.id, NGHTTP2_CANCEL);
             flush_out(c, now_ms() + 100, NULL);
+            /* The stream must be gone before st (on this stack) is: else
+             * the connection cannot be used again. */
+            if (!st.closed)
+                c->broken = true;
             r = 0;
             break;
         }

@@ -37,7 +37,9 @@ struct endpoint {
 
 struct pull;
 
-enum layer_state { L_NEW, L_QUEUED, L_DOWNLOADING, L_UNPACKING, L_DONE };
+/* L_FOLLOW: another pull is fetching the same chain ID; this layer waits
+ * for it (leader) instead of downloading it again. */
+enum layer_state { L_NEW, L_QUEUED, L_DOWNLOADING, L_UNPACKING, L_FOLLOW, L_DONE };
 
 struct layer {
     struct pull *pull;
@@ -56,6 +58,9 @@ struct layer {
     int work_r;
     cric_error *work_err;
     struct layer *qnext;
+    struct layer *leader;     /* L_FOLLOW: the layer we wait for */
+    struct layer *followers;  /* layers of other pulls waiting for this one */
+    struct layer *fnext;
 };
 
 enum stage { S_MANIFEST, S_SUBMANIFEST, S_CONFIG, S_TOKEN, S_LAYERS };
@@ -437,6 +442,39 @@ static void queue_remove(struct cric_puller *p, struct pull *pl)
     }
 }
 
+static void queue_layer(struct cric_puller *p, struct layer *l)
+{
+    l->state = L_QUEUED;
+    l->qnext = NULL;
+    *p->queue_tail = l;
+    p->queue_tail = &l->qnext;
+}
+
+static void unfollow(struct layer *l)
+{
+    if (!l->leader)
+        return;
+    for (struct layer **pp = &l->leader->followers; *pp; pp = &(*pp)->fnext)
+        if (*pp == l) {
+            *pp = l->fnext;
+            break;
+        }
+    l->leader = NULL;
+    l->fnext = NULL;
+}
+
+/* The leader's pull failed: its followers fetch the layer themselves. */
+static void requeue_followers(struct cric_puller *p, struct layer *l)
+{
+    while (l->followers) {
+        struct layer *f = l->followers;
+        l->followers = f->fnext;
+        f->fnext = NULL;
+        f->leader = NULL;
+        queue_layer(p, f);
+    }
+}
+
 static void pull_fail(struct pull *pl, cric_error *e)
 {
     if (pl->failed) {
@@ -449,8 +487,11 @@ static void pull_fail(struct pull *pl, cric_error *e)
     cric_http_req_free(pl->req);
     pl->req = NULL;
     queue_remove(p, pl);
-    for (size_t i = 0; i < pl->n_layers; i++)
+    for (size_t i = 0; i < pl->n_layers; i++) {
         layer_cancel(&pl->layers[i]);
+        unfollow(&pl->layers[i]);
+        requeue_followers(p, &pl->layers[i]);
+    }
     pull_unlink(pl);
     notify(pl, NULL, e);
     cric_error_free(e);
@@ -550,6 +591,20 @@ static void unpack_after(uv_work_t *w, int status)
         return;
     }
     l->held = true;
+    /* Followers first: layer_done() may finish and free this pull. */
+    while (l->followers) {
+        struct layer *f = l->followers;
+        l->followers = f->fnext;
+        f->fnext = NULL;
+        f->leader = NULL;
+        if (cric_image_store_hold_layer(p->store, f->chain_id)) {
+            f->held = true;
+            layer_done(f);
+        } else {
+            queue_layer(p, f);
+        }
+    }
+    start_downloads(p);
     layer_done(l);
 }
 
@@ -700,6 +755,22 @@ static void start_downloads(struct cric_puller *p)
     }
 }
 
+/* A layer with this chain ID that another pull is fetching right now. */
+static struct layer *find_leader(struct cric_puller *p, struct pull *self, const char *chain_id)
+{
+    for (struct pull *o = p->pulls; o; o = o->next) {
+        if (o == self || o->failed || o->stage != S_LAYERS)
+            continue;
+        for (size_t i = 0; i < o->n_layers; i++) {
+            struct layer *l = &o->layers[i];
+            if ((l->state == L_QUEUED || l->state == L_DOWNLOADING || l->state == L_UNPACKING) &&
+                strcmp(l->chain_id, chain_id) == 0)
+                return l;
+        }
+    }
+    return NULL;
+}
+
 static void layers_start(struct pull *pl)
 {
     struct cric_puller *p = pl->p;
@@ -742,10 +813,12 @@ static void layers_start(struct pull *pl)
             /* identical chains only happen with identical lower stacks: never */
             l->state = L_DONE;
             pl->remaining--;
+        } else if ((l->leader = find_leader(p, pl, l->chain_id))) {
+            l->state = L_FOLLOW;
+            l->fnext = l->leader->followers;
+            l->leader->followers = l;
         } else {
-            l->state = L_QUEUED;
-            *p->queue_tail = l;
-            p->queue_tail = &l->qnext;
+            queue_layer(p, l);
         }
     }
     if (pl->remaining == 0) {

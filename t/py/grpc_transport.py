@@ -185,29 +185,33 @@ def test_status_codes():
 def test_deadline_and_cancel():
     with TestSrv() as srv:
         ch = srv.channel()
+        assert version(ch, "warm").version == "warm"  # connected before the short deadline runs
         expect_status(grpc.StatusCode.DEADLINE_EXCEEDED, unary, ch, "/cric.test/Slow",
-                      pb.VersionRequest(version="800"), timeout=0.1)
+                      pb.VersionRequest(version="1500"), timeout=0.5)
         # the handler learns the call was cancelled; its late answer is dropped
         wait_for(lambda: stats(ch)["cancelled"] == "1", "the slow call to be seen cancelled")
-        # a client that cancels mid-call
+        # a client that cancels mid-call (once the server has the call)
         fut = ch.unary_unary("/cric.test/Slow", request_serializer=ser,
                              response_deserializer=pb.VersionResponse.FromString).future(
-            pb.VersionRequest(version="300"))
-        time.sleep(0.05)
+            pb.VersionRequest(version="1000"))
+        wait_for(lambda: stats(ch)["started"] == "2", "the call to reach the handler")
         fut.cancel()
         wait_for(lambda: stats(ch)["cancelled"] == "2", "the cancelled call to be seen")
         # a client process that dies mid-call
-        code = ("import grpc,sys,os,threading\n"
+        code = ("import grpc,sys\n"
                 "sys.path.insert(0,%r)\n"
                 "import harness\npb=harness.pb2()\n"
                 "ch=grpc.insecure_channel('unix://%s')\n"
                 "f=ch.unary_unary('/cric.test/Slow',request_serializer=lambda m:m.SerializeToString())"
-                ".future(pb.VersionRequest(version='400'))\n"
-                "print('started',flush=True)\n"
-                "threading.Timer(0.1, lambda: os._exit(0)).start()\n"
+                ".future(pb.VersionRequest(version='1500'))\n"
                 "f.result()\n" % (os.path.dirname(os.path.abspath(__file__)), srv.sock))
-        p = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, timeout=30)
-        assert "started" in p.stdout, p.stdout + p.stderr
+        child = subprocess.Popen(["/usr/bin/python3", "-c", code], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: stats(ch)["started"] == "3", "the child's call to reach the handler")
+        finally:
+            child.kill()
+            child.wait()
         wait_for(lambda: stats(ch)["cancelled"] == "3", "the vanished client's call to be seen cancelled")
         # an endless stream cancelled by the client
         it = stream(ch, "/cric.test/Endless", pb.GetEventsRequest())

@@ -93,6 +93,13 @@ def setup():
     liar.add_image("drop:latest", drop)
     liar.drop.add(drop.layers[0].digest)
     liar.add_image("mirrored:latest", imgs["other"])
+    # two images sharing their two lower layers
+    base = [cricreg.Layer(cricreg.TarBuilder().file("base", os.urandom(400000)).bytes()),
+            cricreg.Layer(cricreg.TarBuilder().file("mid", os.urandom(200000)).bytes())]
+    imgs["share1"] = cricreg.Image(base + [cricreg.Layer(cricreg.TarBuilder().file("one", "1").bytes())])
+    imgs["share2"] = cricreg.Image(base + [cricreg.Layer(cricreg.TarBuilder().file("two", "2").bytes())])
+    liar.add_image("share1:latest", imgs["share1"])
+    liar.add_image("share2:latest", imgs["share2"])
     imgs["redir"] = cricreg.Image([cricreg.Layer(cricreg.TarBuilder().file("r", "redirected\n").bytes())])
     liar.add_image("redir:latest", imgs["redir"])
     liar.redirect.add(imgs["redir"].layers[0].digest)
@@ -195,6 +202,23 @@ def test_concurrent_pulls():
         p = tool(root, "list")
         assert len(p.stdout.splitlines()) == 2, p.stdout
         assert os.listdir(os.path.join(root, "images", "tmp")) == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_shared_layers_fetched_once():
+    """Concurrent pulls of different images with common lower layers fetch
+    each common layer once."""
+    root = tempfile.mkdtemp(prefix="cric-pt-")
+    try:
+        liar.blob_gets.clear()
+        p, lines = pull(root, liar.host + "/share1:latest", liar.host + "/share2:latest", extra=["--max", "1"])
+        ids = sorted(l.split()[2] for l in lines)
+        assert ids == sorted([imgs["share1"].config_digest, imgs["share2"].config_digest])
+        for l in imgs["share1"].layers[:2]:
+            assert liar.blob_gets.get(l.digest) == 1, (liar.blob_gets, [x.digest for x in imgs["share1"].layers],
+                                                       [x.digest for x in imgs["share2"].layers])
+        assert len(os.listdir(os.path.join(root, "images", "layers"))) == 4
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -338,6 +362,7 @@ def main():
     try:
         setup()
         run_tests([test_pull_multilayer_whiteouts, test_index_picks_platform, test_concurrent_pulls,
+                   test_shared_layers_fetched_once,
                    test_unknown_and_bad_refs, test_basic_auth, test_token_auth, test_lying_registry, test_redirect_followed,
                    test_bad_layers, test_mirrors, test_tls_certs_dir])
     finally:

@@ -506,6 +506,7 @@ class LyingRegistry:
         self.stall = set()
         self.redirect = set()   # blobs answered with a 307 to /storage/ on "localhost"
         self.storage_hits = []  # (digest, Authorization header) of redirected fetches
+        self.blob_gets = {}     # digest -> number of GETs
         self.stopping = threading.Event()
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
@@ -531,6 +532,8 @@ class LyingRegistry:
                 if kind == "manifests" and (repo, ref) in outer.manifests:
                     data, mt = outer.manifests[(repo, ref)]
                     return self.reply(200, data, mt)
+                if kind == "blobs":
+                    outer.blob_gets[ref] = outer.blob_gets.get(ref, 0) + 1
                 if kind == "blobs" and ref in outer.redirect:
                     self.send_response(307)
                     self.send_header("Location", "http://localhost:%d/storage/%s" % (outer.port, ref))
