@@ -113,6 +113,8 @@ def bench_cricd(reg, ref):
     finally:
         d.cleanup()
         shutil.rmtree(tempfile.gettempdir() + "/cric-bench-%d" % os.getpid(), ignore_errors=True)
+        import ctrlib
+        ctrlib.rm_cgroups("/cric-bench")
 
 
 def bench_containerd(reg, ref, pause):
