@@ -113,6 +113,8 @@ def bench_cricd(reg, ref):
     finally:
         d.cleanup()
         shutil.rmtree(tempfile.gettempdir() + "/cric-bench-%d" % os.getpid(), ignore_errors=True)
+        import ctrlib
+        ctrlib.rm_cgroups("/cric-bench")
 
 
 def bench_containerd(reg, ref, pause):
@@ -128,7 +130,7 @@ def bench_containerd(reg, ref, pause):
     with open(conf, "w") as f:
         f.write('version = 2\nroot = "%s/root"\nstate = "%s/state"\n[grpc]\n  address = "%s"\n'
                 '[ttrpc]\n  address = "%s/ttrpc.sock"\n[debug]\n  level = "error"\n'
-                '[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "%s"\n'
+                '[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "%s"\n  restrict_oom_score_adj = true\n'
                 '[plugins."io.containerd.grpc.v1.cri".registry.mirrors."%s"]\n  endpoint = ["http://%s"]\n'
                 % (d, d, sock, d, pause, reg.host, reg.host))
     log = open(os.path.join(d, "log"), "wb")

@@ -76,7 +76,7 @@ void cric_container_exec_sync(struct cric_container_service *svc, const Runtime_
     cric_error *err = NULL;
     struct ctr *c = cric__ctr_find(svc, req->container_id, &err);
     if (c && c->state != CTR_RUNNING)
-        cric_error_new(&err, -EINVAL, "container %s is not running", c->id);
+        cric_error_new(&err, -EBUSY, "container %s is not running", c->id);
     if (!err && req->n_cmd == 0)
         cric_error_new(&err, -EINVAL, "ExecSync: cmd is empty");
     if (!err && (req->timeout < 0 || req->timeout > 365LL * 86400))
@@ -204,7 +204,7 @@ void cric_container_update_resources(struct cric_container_service *svc,
     cric_error *err = NULL;
     struct ctr *c = cric__ctr_find(svc, req->container_id, &err);
     if (c && c->state != CTR_RUNNING && c->state != CTR_CREATED)
-        cric_error_new(&err, -EINVAL, "container %s is not running", c->id);
+        cric_error_new(&err, -EBUSY, "container %s is not running", c->id);
     if (!err && !req->linux)
         cric_error_new(&err, -EINVAL, "UpdateContainerResources: no linux resources");
     if (!err && req->linux->n_unified)
@@ -270,7 +270,7 @@ void cric_container_reopen_log(struct cric_container_service *svc, const char *i
     cric_error *err = NULL;
     struct ctr *c = cric__ctr_find(svc, id, &err);
     if (c && c->state != CTR_RUNNING)
-        cric_error_new(&err, -EINVAL, "container %s is not running", c->id);
+        cric_error_new(&err, -EBUSY, "container %s is not running", c->id);
     struct reopen_op *op = err ? NULL : calloc(1, sizeof(*op));
     if (!err && !op)
         cric_error_sys(&err, -ENOMEM, "ReopenContainerLog");

@@ -36,6 +36,7 @@ struct ctr {
     char *handler;            /* runtime handler name ("" default) */
     char *runtime, *runtime_root;
     char *log_path;           /* "" = none */
+    char **layers;            /* chain IDs held in the image store (NULL-terminated, owned) */
     int pid;
     int stop_signal;
     uint32_t uid, gid;
@@ -45,6 +46,7 @@ struct ctr {
     struct ctr_waiter *exit_waiters;
     uv_timer_t *stop_timer;   /* owned; freed in its close callback */
     bool kill_sent;
+    bool runtime_deleted;     /* `runtime delete` done after the exit (in memory only) */
     /* Remove in progress. */
     bool removing;
     struct ctr_waiter *remove_waiters;
@@ -84,12 +86,22 @@ int cric__waiter_add(struct ctr_waiter **list, cric_container_done_fn done, void
 /* lifecycle.c */
 void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex);
 void cric__ctr_remove(struct ctr *c, cric_container_done_fn done, void *data);
+/** After a restart: a "created" container whose start raced the crash may be
+ * running; asks the runtime and updates the record. */
+void cric__ctr_refresh_created(struct ctr *c);
+void cric__ctr_hold_layers(struct ctr *c);
+/** Service shutdown: closes the stop timer, answers stop waiters ECANCELED. */
+void cric__ctr_cancel_stop(struct ctr *c);
+void cric__ctr_release_layers(struct ctr *c);
 int cric__runtime(struct ctr *c, const char *verb, const char *a1, const char *a2, unsigned timeout_ms,
                   cric_runtime_cb cb, void *data, cric_error **err);
 /* rootfs.c */
 int cric__rootfs_mount(const char *dir, char *const *layers, cric_error **err);
 int cric__rootfs_unmount(const char *dir, cric_error **err);
-/** Removes dirs (NULL-terminated, owned: freed) on the thread pool, then cb. */
-int cric__rm_trees(uv_loop_t *loop, char **dirs, void (*cb)(void *data, int rc), void *data);
+/** On the thread pool: unmounts <unmount>/rootfs (if unmount is non-NULL),
+ * then removes dirs (NULL-terminated, owned: freed); then cb on the loop.
+ * An unmount failure skips the removal (rc < 0). */
+int cric__rm_trees(uv_loop_t *loop, const char *unmount, char **dirs, void (*cb)(void *data, int rc),
+                   void *data);
 
 #endif

@@ -130,6 +130,13 @@ static char *termination_message(const Runtime__V1__ContainerConfig *cfg)
     return NULL;
 }
 
+static void deleted_after_exit(struct ctr *c, const struct cric_runtime_result *res, void *arg)
+{
+    (void)arg;
+    if (res->status == 0)
+        c->runtime_deleted = true;
+}
+
 void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex)
 {
     struct cric_container_service *svc = c->svc;
@@ -146,6 +153,10 @@ void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex)
             c->message = msg;
         }
         cric__ctr_save(c, NULL);
+        /* Free the runtime's state (and cgroup) now, as containerd does
+         * with its task, so that RemoveContainer has less to do. */
+        if (!c->removing)
+            rt_run(c, (const char *[]){"delete", c->id, NULL}, deleted_after_exit, NULL);
     }
     cric_shim_exit_forget(svc->exits_dir, c->id, NULL);
     stop_timer_cancel(c);
@@ -306,7 +317,7 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
             return r == -ENOENT ? cric_error_new(err, -ENOENT, "pod sandbox '%s' not found", req->pod_sandbox_id)
                                 : r;
         if (sb->state != CRIC_SANDBOX_READY)
-            return cric_error_new(err, -EINVAL, "pod sandbox %s is not ready", sb->id);
+            return cric_error_new(err, -EBUSY, "pod sandbox %s is not ready", sb->id);
     }
     const char *sb_id = sb ? sb->id : req->pod_sandbox_id;
     for (size_t i = 0; i < svc->n; i++) {
@@ -357,6 +368,16 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         c->runtime_root = NULL;
     c->reason = strdup("");
     c->message = strdup("");
+    size_t nl = 0;
+    while (img->chain_ids && img->chain_ids[nl])
+        nl++;
+    if ((c->layers = calloc(nl + 1, sizeof(char *))))
+        for (size_t i = 0; i < nl; i++)
+            if (!(c->layers[i] = strdup(img->chain_ids[i]))) {
+                cric__spec_strv_free(c->layers);
+                c->layers = NULL;
+                break;
+            }
     if (asprintf(&c->dir, "%s/%s", svc->ctr_dir, c->id) < 0)
         c->dir = NULL;
     if (asprintf(&c->state_dir, "%s/%s", svc->run_dir, c->id) < 0)
@@ -370,7 +391,7 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         free(pbuf);
     }
     if (!c->sandbox_id || !c->image_name || !c->image_id || !c->image_ref || !c->handler || !c->runtime ||
-        !c->runtime_root || !c->reason || !c->message || !c->dir || !c->state_dir || !c->config ||
+        !c->runtime_root || !c->reason || !c->message || !c->dir || !c->state_dir || !c->config || !c->layers ||
         cric__ctr_add(svc, c) < 0) {
         c->refs = 1;
         cric__ctr_unref(c);
@@ -378,6 +399,8 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         return cric_error_sys(err, -ENOMEM, "CreateContainer");
     }
 
+    /* RemoveImage must not free layers under a container's overlay. */
+    cric__ctr_hold_layers(c);
     /* From here on failures undo through the common remove path. */
     struct cric_spec_info info = {0};
     char *json = NULL;
@@ -514,10 +537,10 @@ void cric_container_start(struct cric_container_service *svc, const char *id, cr
     cric_error *err = NULL;
     struct ctr *c = cric__ctr_find(svc, id, &err);
     if (c && c->state != CTR_CREATED)
-        cric_error_new(&err, -EINVAL, "container %s is %s, not created", c->id,
+        cric_error_new(&err, -EBUSY, "container %s is %s, not created", c->id,
                        c->state == CTR_CREATING ? "being created" : c->state == CTR_RUNNING ? "running" : "exited");
     if (c && c->removing && !err)
-        cric_error_new(&err, -EINVAL, "container %s is being removed", c->id);
+        cric_error_new(&err, -EBUSY, "container %s is being removed", c->id);
     struct start_op *op = err ? NULL : calloc(1, sizeof(*op));
     if (!err && !op)
         cric_error_sys(&err, -ENOMEM, "StartContainer");
@@ -652,6 +675,7 @@ static void remove_finish(void *data, int rc)
     struct ctr *c = data;
     struct cric_container_service *svc = c->svc;
     (void)rc;
+    cric__ctr_release_layers(c);
     cric__waiters_fire(&c->remove_waiters, 0, NULL, c->id);
     if (!c->gone)
         cric__ctr_drop(c);
@@ -668,13 +692,6 @@ static void remove_deleted(struct ctr *c, const struct cric_runtime_result *res,
     struct cric_shim_status st = {0};
     if (cric_shim_status(c->state_dir, &st, NULL) == 0 && st.state == CRIC_SHIM_RUNNING && st.shim_pid > 0)
         kill(st.shim_pid, SIGKILL);
-    cric_error *err = NULL;
-    if (cric__rootfs_unmount(c->dir, &err) < 0) {
-        c->removing = false;
-        cric__waiters_fire(&c->remove_waiters, err->code, err, c->id);
-        cric_error_free(err);
-        return;
-    }
     cric_shim_exit_forget(svc->exits_dir, c->id, NULL);
     /* The record goes first so that a crash mid-way leaves a directory the
      * next start recognises as garbage. */
@@ -685,13 +702,14 @@ static void remove_deleted(struct ctr *c, const struct cric_runtime_result *res,
     if (dirs && (dirs[0] = strdup(c->dir)) && (dirs[1] = strdup(c->state_dir))) {
         cric__ctr_ref(c);
         cric__svc_hold(svc);
-        if (cric__rm_trees(svc->loop, dirs, remove_finish, c) == 0)
+        if (cric__rm_trees(svc->loop, c->dir, dirs, remove_finish, c) == 0)
             return;
         cric__ctr_unref(c);
         cric__svc_release(svc);
     } else {
         cric__spec_strv_free(dirs);
     }
+    cric__rootfs_unmount(c->dir, NULL);
     cric_rm_rf(c->dir, NULL);
     cric_rm_rf(c->state_dir, NULL);
     cric__ctr_ref(c);
@@ -707,7 +725,12 @@ static void remove_after_stop(void *data, int rc, const cric_error *err, const c
         c->removing = false;
         cric__waiters_fire(&c->remove_waiters, rc, err, c->id);
     } else if (!c->gone) {
-        rt_run(c, (const char *[]){"delete", "--force", c->id, NULL}, remove_deleted, NULL);
+        if (c->runtime_deleted) {
+            struct cric_runtime_result res = {.status = 0, .out = (char *)"", .err = (char *)""};
+            remove_deleted(c, &res, NULL);
+        } else {
+            rt_run(c, (const char *[]){"delete", "--force", c->id, NULL}, remove_deleted, NULL);
+        }
     }
     cric__ctr_unref(c);
 }
@@ -727,6 +750,11 @@ void cric__ctr_remove(struct ctr *c, cric_container_done_fn done, void *data)
     if (c->state == CTR_CREATED || c->state == CTR_RUNNING) {
         cric__ctr_ref(c);
         ctr_stop(c, -1, remove_after_stop, c);
+        return;
+    }
+    if (c->runtime_deleted) {
+        struct cric_runtime_result res = {.status = 0, .out = (char *)"", .err = (char *)""};
+        remove_deleted(c, &res, NULL);
         return;
     }
     rt_run(c, (const char *[]){"delete", "--force", c->id, NULL}, remove_deleted, NULL);
@@ -770,4 +798,48 @@ int cric__runtime(struct ctr *c, const char *verb, const char *a1, const char *a
     argv[n++] = c->id;
     argv[n] = NULL;
     return cric_runtime_run(c->svc->loop, argv, timeout_ms, cb, data, err);
+}
+
+void cric__ctr_hold_layers(struct ctr *c)
+{
+    /* A layer already gone (removed by hand) is simply not held. */
+    for (size_t i = 0; c->svc->images && c->layers && c->layers[i]; i++)
+        cric_image_store_hold_layer(c->svc->images, c->layers[i]);
+}
+
+void cric__ctr_release_layers(struct ctr *c)
+{
+    for (size_t i = 0; c->svc->images && c->layers && c->layers[i]; i++)
+        if (cric_image_store_has_layer(c->svc->images, c->layers[i]))
+            cric_image_store_release_layer(c->svc->images, c->layers[i]);
+    cric__spec_strv_free(c->layers);
+    c->layers = NULL;
+}
+
+static void refresh_k(struct ctr *c, const struct cric_runtime_result *res, void *arg)
+{
+    (void)arg;
+    if (res->status != 0 || !res->out || c->state != CTR_CREATED)
+        return;
+    /* runc/crun state: {"status": "running", ...} */
+    if (strstr(res->out, "\"status\": \"running\"") || strstr(res->out, "\"status\":\"running\"")) {
+        c->state = CTR_RUNNING;
+        if (!c->started_at)
+            c->started_at = cric__now_ns();
+        cric__ctr_save(c, NULL);
+    }
+}
+
+void cric__ctr_refresh_created(struct ctr *c)
+{
+    rt_run(c, (const char *[]){"state", c->id, NULL}, refresh_k, NULL);
+}
+
+void cric__ctr_cancel_stop(struct ctr *c)
+{
+    stop_timer_cancel(c);
+    cric_error *err = NULL;
+    cric_error_new(&err, -ECANCELED, "cricd is shutting down");
+    cric__waiters_fire(&c->exit_waiters, err->code, err, c->id);
+    cric_error_free(err);
 }

@@ -62,6 +62,7 @@ int cric__rootfs_unmount(const char *dir, cric_error **err)
 
 struct rm_work {
     uv_work_t w;
+    char *unmount; /* a container dir whose rootfs to unmount first, or NULL */
     char **dirs;
     int rc;
     void (*cb)(void *, int);
@@ -71,6 +72,9 @@ struct rm_work {
 static void rm_run(uv_work_t *w)
 {
     struct rm_work *rw = w->data;
+    /* An overlayfs unmount can take tens of milliseconds: not on the loop. */
+    if (rw->unmount && (rw->rc = cric__rootfs_unmount(rw->unmount, NULL)) < 0)
+        return;
     for (size_t i = 0; rw->dirs[i]; i++) {
         int r = cric_rm_rf(rw->dirs[i], NULL);
         if (r < 0 && rw->rc == 0)
@@ -82,14 +86,16 @@ static void rm_done(uv_work_t *w, int status)
 {
     struct rm_work *rw = w->data;
     cric__spec_strv_free(rw->dirs);
+    free(rw->unmount);
     rw->cb(rw->data, status < 0 ? status : rw->rc);
     free(rw);
 }
 
-int cric__rm_trees(uv_loop_t *loop, char **dirs, void (*cb)(void *data, int rc), void *data)
+int cric__rm_trees(uv_loop_t *loop, const char *unmount, char **dirs, void (*cb)(void *data, int rc), void *data)
 {
     struct rm_work *rw = calloc(1, sizeof(*rw));
-    if (!rw) {
+    if (!rw || (unmount && !(rw->unmount = strdup(unmount)))) {
+        free(rw);
         cric__spec_strv_free(dirs);
         return -ENOMEM;
     }
@@ -100,6 +106,7 @@ int cric__rm_trees(uv_loop_t *loop, char **dirs, void (*cb)(void *data, int rc),
     int r = uv_queue_work(loop, &rw->w, rm_run, rm_done);
     if (r < 0) {
         cric__spec_strv_free(dirs);
+        free(rw->unmount);
         free(rw);
     }
     return r;

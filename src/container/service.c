@@ -85,6 +85,7 @@ static void ctr_free(struct ctr *c)
     free(c->runtime);
     free(c->runtime_root);
     free(c->log_path);
+    cric__spec_strv_free(c->layers);
     free(c->dir);
     free(c->state_dir);
     free(c);
@@ -204,6 +205,11 @@ int cric__ctr_save(struct ctr *c, cric_error **err)
     gki(g, "stop_signal", c->stop_signal);
     gki(g, "uid", c->uid);
     gki(g, "gid", c->gid);
+    GS(g, "layers");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; c->layers && c->layers[i]; i++)
+        GS(g, c->layers[i]);
+    yajl_gen_array_close(g);
     yajl_gen_map_close(g);
     const unsigned char *buf;
     size_t len;
@@ -276,13 +282,20 @@ static int load_one(struct cric_container_service *svc, const char *name, struct
     c->stop_signal = (int)jint(v, "stop_signal");
     c->uid = (uint32_t)jint(v, "uid");
     c->gid = (uint32_t)jint(v, "gid");
+    const char *pl[] = {"layers", NULL};
+    yajl_val lv = yajl_tree_get(v, pl, yajl_t_array);
+    size_t nl = lv ? lv->u.array.len : 0;
+    c->layers = calloc(nl + 1, sizeof(char *));
+    for (size_t i = 0; c->layers && i < nl; i++)
+        if (YAJL_IS_STRING(lv->u.array.values[i]))
+            c->layers[i] = strdup(lv->u.array.values[i]->u.string);
     yajl_tree_free(v);
     c->dir = TAKE_PTR(dir);
     if (asprintf(&c->state_dir, "%s/%s", svc->run_dir, c->id) < 0)
         c->state_dir = NULL;
     c->config = runtime__v1__container_config__unpack(NULL, pblen, (const uint8_t *)pb);
     if (!c->sandbox_id || !c->reason || !c->message || !c->image_name || !c->image_id || !c->image_ref ||
-        !c->handler || !c->runtime || !c->runtime_root || !c->log_path || !c->state_dir || !st) {
+        !c->handler || !c->runtime || !c->runtime_root || !c->log_path || !c->state_dir || !st || !c->layers) {
         ctr_free(c);
         return -ENOMEM;
     }
@@ -317,6 +330,7 @@ static void recovered_removed(void *data, int rc, const cric_error *err, const c
 /* After a restart: where each container really is. */
 static void recover(struct ctr *c)
 {
+    cric__ctr_hold_layers(c);
     if (c->state == CTR_CREATING) {
         /* Half-created: nobody was told about it; undo it all. */
         cric__ctr_remove(c, recovered_removed, NULL);
@@ -344,6 +358,8 @@ static void recover(struct ctr *c)
     default:
         if (st.container_pid > 0)
             c->pid = st.container_pid;
+        if (c->state == CTR_CREATED)
+            cric__ctr_refresh_created(c);
         break;
     }
 }
@@ -476,11 +492,10 @@ void cric_container_service_close(struct cric_container_service *svc, void (*cb)
     svc->close_data = data;
     if (svc->sandboxes)
         cric_sandbox_set_container_hooks(svc->sandboxes, &(struct cric_sandbox_container_hooks){0});
-    /* Stop timers now; in-flight children finish on their own. */
+    /* Close stop timers now; in-flight children finish on their own and
+     * the last one frees the service. */
     for (size_t i = 0; i < svc->n; i++)
-        if (svc->v[i]->stop_timer) {
-            uv_timer_stop(svc->v[i]->stop_timer);
-        }
+        cric__ctr_cancel_stop(svc->v[i]);
     if (svc->pending == 0)
         svc_free(svc);
 }

@@ -1,6 +1,7 @@
 """Containers through the CRI socket with real runc: lifecycle, process rules,
 mounts, security, exit reasons, ExecSync."""
 import os
+import subprocess
 import sys
 import time
 
@@ -74,6 +75,26 @@ def test_lifecycle():
         assert "NOT_FOUND" in str(ex) or "not found" in str(ex), ex
     assert not os.path.exists(os.path.join(e.d.root, "containers", cid))
     assert time.time() - t0 < 30
+
+
+def test_created_never_started():
+    e = ENV
+    pod, pcfg = e.run_pod("created")
+    cid = e.create(pod, pcfg, e.ctr_config("a", ["sleep", "100"]))
+    e.stop(cid)
+    st = e.status(cid).status
+    assert st.state == pb().CONTAINER_EXITED and st.exit_code == 137, st
+    try:
+        e.start(cid)
+        raise AssertionError("start of an exited container")
+    except Exception as ex:
+        assert "FAILED_PRECONDITION" in str(ex), ex
+    e.remove(cid)
+    cid = e.create(pod, pcfg, e.ctr_config("b", ["sleep", "100"]))
+    e.remove(cid)
+    out = subprocess.run([ctrlib.RUNC, "--root", os.path.join(e.d.dir, "runc"), "list", "-q"],
+                         capture_output=True, text=True).stdout
+    assert cid not in out, out
 
 
 def test_stop_timeout_kill():
@@ -283,16 +304,75 @@ def test_pod_stop_remove_takes_containers():
     assert len(e.cl.runtime("ListContainers", r).containers) == 0
 
 
+def test_update_resources_reopen_log():
+    e = ENV
+    import json
+    pod, pcfg = e.run_pod("upd")
+    cfg = e.ctr_config("u", ["sh", "-c", "trap 'exit 0' TERM; while true; do echo tick; sleep 0.1; done & wait"])
+    cfg.linux.resources.memory_limit_in_bytes = 64 << 20
+    cid = e.create(pod, pcfg, cfg)
+    e.start(cid)
+    info = json.loads(e.status(cid, verbose=True).info["info"])
+    cg = info["runtimeSpec"]["linux"]["cgroupsPath"]
+    limit = "/sys/fs/cgroup/memory" + cg + "/memory.limit_in_bytes"
+    assert os.path.exists(limit) or not os.path.isdir("/sys/fs/cgroup/memory/"), limit
+    if os.path.exists(limit):
+        with open(limit) as f:
+            assert int(f.read()) == 64 << 20
+    req = pb().UpdateContainerResourcesRequest(container_id=cid)
+    req.linux.memory_limit_in_bytes = 96 << 20
+    req.linux.cpu_shares = 256
+    e.cl.runtime("UpdateContainerResources", req)
+    if os.path.exists(limit):
+        with open(limit) as f:
+            assert int(f.read()) == 96 << 20
+    st = e.status(cid).status
+    assert st.resources.linux.memory_limit_in_bytes == 96 << 20 and st.resources.linux.cpu_shares == 256
+    # kubelet's rotation: rename, then ReopenContainerLog; output goes on in a new file.
+    log = st.log_path
+    os.rename(log, log + ".1")
+    e.cl.runtime("ReopenContainerLog", pb().ReopenContainerLogRequest(container_id=cid))
+    deadline = time.time() + 10
+    while not (os.path.exists(log) and b"tick" in open(log, "rb").read()) and time.time() < deadline:
+        time.sleep(0.05)
+    assert b"tick" in open(log, "rb").read()
+    e.stop(cid, timeout=5)
+    try:
+        e.cl.runtime("ReopenContainerLog", pb().ReopenContainerLogRequest(container_id=cid))
+        raise AssertionError("reopen of a stopped container")
+    except Exception as ex:
+        assert "not running" in str(ex) and "FAILED_PRECONDITION" in str(ex), ex
+
+
+def test_image_removed_under_container():
+    e = ENV
+    pod, pcfg = e.run_pod("imgrm")
+    cid = e.run(pod, pcfg, "solo", ["sleep", "1000"], image="test/solo")
+    layers = os.path.join(e.d.root, "images", "layers")
+    before = set(os.listdir(layers))
+    e.cl.image("RemoveImage", pb().RemoveImageRequest(image=pb().ImageSpec(image="test/solo")))
+    # The container's layer stays while the container exists.
+    assert set(os.listdir(layers)) == before
+    assert e.exec_sync(cid, ["cat", "/etc/passwd"]).exit_code == 0
+    e.remove(cid)
+    deadline = time.time() + 10
+    while len(os.listdir(layers)) >= len(before) and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(os.listdir(layers)) == len(before) - 1, (before, os.listdir(layers))
+
+
 def main():
     global ENV
-    images = {"test/busybox": None,
+    images = {"test/busybox": None, "test/solo": {"_layer": "solo"},
               "test/rules": {"Entrypoint": ["sh", "-c"], "Cmd": ["echo image-cmd"], "WorkingDir": "/work",
                              "User": "alice"}}
     with ctrlib.Env(images=images) as e:
         ENV = e
-        harness.run_tests([test_lifecycle, test_stop_timeout_kill, test_command_args_env_workdir_user,
-                           test_mounts_readonly_termination, test_capabilities_privileged, test_oom_killed,
-                           test_exec_sync, test_unknown_image_and_pod, test_pod_stop_remove_takes_containers])
+        harness.run_tests([test_lifecycle, test_created_never_started, test_stop_timeout_kill,
+                           test_command_args_env_workdir_user, test_mounts_readonly_termination,
+                           test_capabilities_privileged, test_oom_killed, test_exec_sync,
+                           test_update_resources_reopen_log, test_unknown_image_and_pod,
+                           test_image_removed_under_container, test_pod_stop_remove_takes_containers])
 
 
 if __name__ == "__main__":

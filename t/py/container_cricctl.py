@@ -89,6 +89,14 @@ def t_commands(e):
     assert insp["status"]["state"] == "CONTAINER_EXITED" and insp["status"].get("exitCode", 0) == 0
     ctl(e, "rm", cid)
     assert ctl(e, "ps", "-a", "-q").stdout.strip() == ""
+    # logs -f follows until the container exits.
+    cj2 = {"metadata": {"name": "short"}, "image": {"image": "test/busybox"},
+           "command": ["sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.3; done"], "log_path": "short.log"}
+    cid2 = ctl(e, "create", pod, write(e, "c2.json", cj2), write(e, "p.json", pj)).stdout.strip()
+    ctl(e, "start", cid2)
+    p = ctl(e, "logs", "-f", cid2, timeout=60)
+    assert p.stdout == "line1\nline2\nline3\n", p.stdout
+    ctl(e, "rm", cid2)
     p = ctl(e, "create", pod, write(e, "bad.json", {"metadata": {"nmae": "x"}}), write(e, "p.json", pj),
             check=False)
     assert p.returncode != 0 and "nmae" in p.stderr, p

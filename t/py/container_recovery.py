@@ -2,6 +2,7 @@
 mid-create), the crun handler where it works, 50 containers at once."""
 import concurrent.futures
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -84,6 +85,51 @@ def test_kill_mid_stop():
     e.remove(cid)
 
 
+def test_sigterm_during_stop():
+    """A clean shutdown with a stop pending: cricd exits 0, the container
+    runs on and is found again."""
+    e = ENV
+    pod, pcfg = e.run_pod("termstop")
+    cid = e.run(pod, pcfg, "stubborn2", ["sh", "-c", "trap '' TERM; echo up; while true; do sleep 0.2; done"])
+    wait_for(lambda: "up" in e.output(pcfg, "stubborn2"), what="output")
+    t = threading.Thread(target=lambda: _try(lambda: e.stop(cid, timeout=60)))
+    t.start()
+    time.sleep(0.5)
+    e.cl.close()
+    rc = e.d.stop(sig=signal.SIGTERM, timeout=60)
+    t.join()
+    assert rc == 0, "cricd exited %s" % rc
+    log = e.d.logtext()
+    assert "Sanitizer" not in log, log[-3000:]
+    if os.path.exists(e.d.sock):
+        os.unlink(e.d.sock)
+    e.d.start()
+    e.cl = e.d.client()
+    assert e.status(cid).status.state == pb().CONTAINER_RUNNING
+    e.stop(cid, timeout=1)
+    assert e.status(cid).status.exit_code == 137
+
+
+def _try(fn):
+    try:
+        fn()
+    except Exception:
+        pass
+
+
+def test_start_raced_crash():
+    """cricd killed after `runc start` but before it recorded "running"."""
+    e = ENV
+    pod, pcfg = e.run_pod("midstart")
+    cid = e.create(pod, pcfg, e.ctr_config("s", ["sh", "-c", "trap 'exit 0' TERM; echo began; sleep 100 & wait"]))
+    subprocess.run([ctrlib.RUNC, "--root", os.path.join(e.d.dir, "runc"), "start", cid], check=True)
+    e.restart()
+    wait_for(lambda: e.status(cid).status.state == pb().CONTAINER_RUNNING, what="running after recovery")
+    wait_for(lambda: "began" in e.output(pcfg, "s"), what="output")
+    e.stop(cid, timeout=5)
+    assert e.status(cid).status.exit_code == 0
+
+
 def test_kill_mid_create():
     e = ENV
     pod, pcfg = e.run_pod("midcreate", runtime_handler="slow")
@@ -98,7 +144,8 @@ def test_kill_mid_create():
     t.start()
     ctr_dir = os.path.join(e.d.root, "containers")
     before = set(os.listdir(ctr_dir))
-    wait_for(lambda: set(os.listdir(ctr_dir)) - before, what="container dir")
+    wait_for(lambda: set(os.listdir(ctr_dir)) - before or not t.is_alive(), timeout=60, what="container dir")
+    assert set(os.listdir(ctr_dir)) - before, "create ended early: %s" % errs
     half = (set(os.listdir(ctr_dir)) - before).pop()
     time.sleep(0.3)
     e.restart()
@@ -185,7 +232,9 @@ def main():
         "slow": {"path": slow, "root": os.path.join(d.dir, "slowroot")}}}}, daemon=d)
     with env as e:
         ENV = e
-        harness.run_tests([test_restart_running_and_exited, test_kill_mid_stop, test_kill_mid_create,
+        harness.run_tests([test_restart_running_and_exited, test_kill_mid_stop, test_sigterm_during_stop,
+                           test_start_raced_crash,
+                           test_kill_mid_create,
                            test_crun_handler, test_unknown_handler, test_fifty_in_parallel])
 
 

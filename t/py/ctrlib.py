@@ -61,9 +61,12 @@ _layer_cache = {}
 
 
 def add_image(root, name, config=None):
-    """Writes image `name` (e.g. "test/busybox:1") into <root>/images; returns its ID."""
+    """Writes image `name` (e.g. "test/busybox:1") into <root>/images; returns its ID.
+    config may hold "_layer": a name for a layer of its own (else shared)."""
     images = os.path.join(root, "images")
-    chain = "sha256:" + hashlib.sha256(b"cric-test-busybox-layer").hexdigest()
+    config = dict(config or {})
+    layer_name = config.pop("_layer", "cric-test-busybox-layer")
+    chain = "sha256:" + hashlib.sha256(layer_name.encode()).hexdigest()
     layer = os.path.join(images, "layers", chain[7:])
     if not os.path.isdir(os.path.join(layer, "diff")):
         os.makedirs(layer, exist_ok=True)
@@ -72,7 +75,7 @@ def add_image(root, name, config=None):
             f.write("2000000")
     cfg = {"architecture": "amd64", "os": "linux",
            "config": dict({"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "IMGVAR=image"],
-                           "Cmd": ["sh"]}, **(config or {})),
+                           "Cmd": ["sh"]}, **config),
            "rootfs": {"type": "layers", "diff_ids": [chain]}}
     data = json.dumps(cfg, sort_keys=True).encode()
     digest = hashlib.sha256(data).hexdigest()
@@ -151,7 +154,10 @@ class Env:
         except Exception:
             pass
         self.cl.close()
-        self.d.stop()
+        rc = self.d.stop()
+        log = self.d.logtext()
+        self.sanitizer_report = "Sanitizer" in log and ("ERROR:" in log or "runtime error" in log)
+        self.exit_code = rc
         for runtime_root in ("runc", "crun"):
             rr = os.path.join(self.d.dir, runtime_root)
             if os.path.isdir(rr):
@@ -167,7 +173,12 @@ class Env:
     def __exit__(self, *exc):
         if exc[0] is not None and not (exc[0] is SystemExit and not exc[1].code):
             sys.stderr.write("--- cricd log ---\n" + self.d.logtext()[-30000:] + "\n")
+        log = self.d.logtext()
         self.cleanup()
+        # A sanitizer report or an unclean exit of cricd fails the whole file.
+        if self.sanitizer_report or self.exit_code not in (0, None):
+            sys.stderr.write("cricd exited %s; log tail:\n%s\n" % (self.exit_code, log[-20000:]))
+            sys.exit(1)
         return False
 
     # ---- pods and containers ----
