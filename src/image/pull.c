@@ -235,7 +235,9 @@ static int add_endpoint(struct pull *pl, const char *url_or_host, bool insecure)
     char *slash = strchr(e->host, '/');
     if (slash)
         *slash = '\0';
-    e->insecure = insecure;
+    /* "insecure" only ever means plain HTTP: an https:// endpoint, mirror or
+     * not, always has its certificate verified. */
+    e->insecure = false;
     e->ca = certs_file(pl->p->cfg, e->host, "ca.crt");
     e->cert = certs_file(pl->p->cfg, e->host, "client.cert");
     e->key = certs_file(pl->p->cfg, e->host, "client.key");
