@@ -87,7 +87,8 @@ def bench_cricd():
     with open(conf, "w") as f:
         json.dump({"network": {"config_dir": conf_dir, "plugin_dirs": [PLUGINS]}}, f)
     log = open(os.path.join(tmp, "cricd.log"), "w")
-    d = subprocess.Popen([os.path.join(BUILD, "cricd"), "--listen", sock, "--root", tmp + "/root", "--state",
+    wrap = os.environ.get("CRICD_WRAP", "").split()  # e.g. "strace -T -tt -o FILE"
+    d = subprocess.Popen(wrap + [os.path.join(BUILD, "cricd"), "--listen", sock, "--root", tmp + "/root", "--state",
                           tmp + "/state", "--log-level", "debug", "--config", conf], stdout=log, stderr=log)
     try:
         wait_sock(sock, d, "cricd")
@@ -230,4 +231,7 @@ def bench_containerd():
 
 print("pod sandbox lifecycle, %d pods, one after another (cricctl per call)" % N)
 bench_cricd()
-bench_containerd()
+if os.environ.get("SKIP_CONTAINERD"):
+    print("containerd: skipped (SKIP_CONTAINERD set)")
+else:
+    bench_containerd()
