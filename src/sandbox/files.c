@@ -29,12 +29,12 @@ static bool host_net(const struct cric_sandbox *sb)
 /* Pod files are rewritten whole (temp + rename, so readers never see half a
  * file) but not fsync'ed: they are derived from the record, which is, and a
  * pod half-created at a crash is rolled back from its record anyway. */
-static int write_str(const char *path, const char *s, cric_error **err)
+static int write_mode(const char *path, const char *s, mode_t mode, cric_error **err)
 {
     _cleanup_free_ char *tmp = NULL;
     if (asprintf(&tmp, "%s.tmp", path) < 0)
         return cric_error_sys(err, -ENOMEM, "write '%s'", path);
-    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0)
         return cric_error_sys(err, -errno, "create '%s'", tmp);
     size_t len = strlen(s);
@@ -57,9 +57,14 @@ static int write_str(const char *path, const char *s, cric_error **err)
     return 0;
 }
 
-int sb__write_file(const char *path, const char *s, cric_error **err)
+static int write_str(const char *path, const char *s, cric_error **err)
 {
-    return write_str(path, s, err);
+    return write_mode(path, s, 0644, err);
+}
+
+int sb__write_file(const char *path, const char *s, mode_t mode, cric_error **err)
+{
+    return write_mode(path, s, mode, err);
 }
 
 static int copy_host_file(const char *src, const char *dst, const char *fallback, cric_error **err)

@@ -4,6 +4,8 @@
 
 #include "sandbox/sandbox.h"
 
+#include <sys/types.h>
+
 struct sb_op;
 
 struct cric_sandbox__priv {
@@ -40,12 +42,18 @@ struct cric_sandbox_service {
 };
 
 /* record.c */
-/* Always atomic (temp + rename).  durable adds the fsyncs: needed when the
- * record must survive power loss (a READY pod, so that its IP allocation is
- * released later); the volatile namespaces die with the machine anyway, so
- * intermediate and stopped states only need to survive a daemon crash,
- * which the page cache does. */
-int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, bool durable, cric_error **err);
+/* Atomic (temp + rename): a crash of cricd at any instant leaves the old or
+ * the new record.  Not fsync'ed on the loop: sb__record_sync does that on
+ * the thread pool where power-loss durability matters (doc/pods.md). */
+int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
+/* Makes the record's current version durable (fsync of the file, its pod
+ * directory and the sandboxes directory) on the libuv thread pool; done (may
+ * be NULL) runs on the loop with rc 0 or -errno and err, which it then owns.
+ * svc->inflight counts the work, so the service outlives it.  The
+ * file is opened by path on the pool thread: if a newer version was renamed
+ * in meanwhile, that one is made durable, which is as good. */
+typedef void (*sb__sync_fn)(void *data, int rc, cric_error *err);
+int sb__record_sync(struct cric_sandbox_service *svc, const char *id, sb__sync_fn done, void *data, cric_error **err);
 int sb__record_load(struct cric_sandbox_service *svc, const char *id, struct cric_sandbox **out, cric_error **err);
 int sb__record_path(struct cric_sandbox_service *svc, const char *id, char **out);
 struct cric_sandbox *sb__alloc(void);
@@ -53,7 +61,7 @@ void sb__free(struct cric_sandbox *sb);
 int sb__set_config(struct cric_sandbox *sb, const uint8_t *pb, size_t len, cric_error **err);
 
 /* files.c */
-int sb__write_file(const char *path, const char *s, cric_error **err);
+int sb__write_file(const char *path, const char *s, mode_t mode, cric_error **err);
 int sb__write_files(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
 int sb__mount_shm(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
 void sb__umount_shm(struct cric_sandbox *sb);

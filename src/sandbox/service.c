@@ -27,6 +27,8 @@ struct sb_op {
     char id[65];
     int step;
     uint64_t child_ns;           /* time spent in child processes (pinns, CNI) */
+    bool sync_pending;           /* the record's fsync runs on the thread pool */
+    bool sync_waiting;           /* ... and the op waits for it */
     cric_error *err;             /* first failure */
     cric_sandbox_done_fn done;
     void *data;
@@ -213,7 +215,7 @@ static void recover_one(struct cric_sandbox_service *svc, struct cric_sandbox *s
     }
     if (sb->state == CRIC_SANDBOX_READY && !ok) {
         sb->state = CRIC_SANDBOX_NOTREADY;
-        sb__record_save(svc, sb, false, NULL);
+        sb__record_save(svc, sb, NULL);
     }
 }
 
@@ -725,7 +727,7 @@ static void hosts_add_ip(struct cric_sandbox *sb)
     _cleanup_free_ char *text = NULL;
     if (asprintf(&text, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", sb->ips[0],
                  sb->hostname) >= 0)
-        sb__write_file(sb->hosts_path, text, NULL);
+        sb__write_file(sb->hosts_path, text, 0644, NULL);
 }
 
 static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const cric_error *err, uint64_t plugin_ns)
@@ -768,6 +770,37 @@ static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const c
     op_step(op);
 }
 
+static void on_sync_done(void *data, int rc, cric_error *e)
+{
+    struct sb_op *op = data;
+    op->sync_pending = false;
+    if (rc < 0)
+        op_fail(op, e);
+    else
+        cric_error_free(e);
+    if (op->sync_waiting) {
+        op->sync_waiting = false;
+        op_step(op);
+    }
+}
+
+/* Re-enters the current step once the record's fsync is done. */
+static bool wait_sync(struct sb_op *op)
+{
+    if (!op->sync_pending)
+        return false;
+    op->step--;
+    op->sync_waiting = true;
+    return true;
+}
+
+static void on_behind_done(void *data, int rc, cric_error *e)
+{
+    (void)rc;
+    cric_error_free(e); /* only shortens the power-loss window; see case 4 */
+    maybe_closed(data);
+}
+
 /* Run: 0 local setup, 1 namespaces, 2 after pinns, 3 CNI ADD, 4 after ADD,
  * 10+ rollback (DEL, then local teardown). */
 static void run_step(struct sb_op *op, struct cric_sandbox *sb)
@@ -784,8 +817,11 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             sb->priv->network_attached = sb->netns_path != NULL;
             if (cric_mkdir_p(sb->dir, 0711, &e) < 0 || sb__write_files(svc, sb, &e) < 0 ||
                 sb__mount_shm(svc, sb, &e) < 0 || sb__cgroup_setup(svc, sb, &e) < 0 ||
-                (sb->netns_path && load_netconf(svc, sb, &e) < 0) || sb__record_save(svc, sb, false, &e) < 0)
+                (sb->netns_path && load_netconf(svc, sb, &e) < 0) || sb__record_save(svc, sb, &e) < 0 ||
+                sb__record_sync(svc, sb->id, on_sync_done, op, &e) < 0)
                 op_fail(op, e);
+            else
+                op->sync_pending = true;
             continue;
         case 1:
             if (!sb->netns_path && !sb->ipcns_path && sb->pid_mode != RUNTIME__V1__NAMESPACE_MODE__POD)
@@ -796,6 +832,12 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             }
             return;
         case 2:
+            /* This record (network_attached, the CNI config) must be on
+             * disk before ADD allocates anything: after a power loss the
+             * pod is then rolled back with a DEL that frees its IP.  Its
+             * fsync ran concurrently with cric-pinns. */
+            if (wait_sync(op))
+                return;
             continue;
         case 3:
             if (!sb->netns_path)
@@ -806,14 +848,22 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             }
             return;
         case 4:
+            /* Atomic, not fsync'ed on the request path: a crash of cricd
+             * leaves the old or the new record; a power loss before the
+             * write-behind fsync leaves the durable CREATING record, so the
+             * pod (dead anyway after a power loss) is rolled back with a
+             * DEL at start-up, releasing its IP.  See doc/pods.md. */
             sb->state = CRIC_SANDBOX_READY;
-            if (sb__record_save(svc, sb, true, &e) < 0) {
+            if (sb__record_save(svc, sb, &e) < 0) {
                 op_fail(op, e);
                 continue;
             }
+            (void)sb__record_sync(svc, sb->id, on_behind_done, svc, NULL);
             op_finish(op, sb);
             return;
         case 10:
+            if (wait_sync(op))
+                return;
             if (sb->priv->network_attached && sb->priv->cni_conf_text) {
                 /* Best effort: a failed ADD may have left half a network. */
                 cric_error *de = NULL;
@@ -861,7 +911,7 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
     for (;;) {
         if (op->err) {
             /* Keep what is left so that a retry can finish the job. */
-            sb__record_save(svc, sb, false, NULL);
+            sb__record_save(svc, sb, NULL);
             op_finish(op, sb);
             return;
         }
@@ -903,7 +953,7 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
                 sb->state = CRIC_SANDBOX_NOTREADY;
             }
             if (!remove) {
-                if (sb__record_save(svc, sb, false, &e) < 0)
+                if (sb__record_save(svc, sb, &e) < 0)
                     op_fail(op, e);
                 else
                     op_finish(op, sb);
