@@ -109,6 +109,8 @@ def bench_cricd():
             m = re.search(r"(?:/runtime.v1.RuntimeService/)?(\w+PodSandbox) \w+: ([\d.]+) ms in child processes", line)
             if m and m.group(1) in child:
                 child[m.group(1)].append(float(m.group(2)))
+    if os.environ.get("KEEP_LOG"):
+        shutil.copy(os.path.join(tmp, "cricd.log"), os.environ["KEEP_LOG"])
     shutil.rmtree(tmp, ignore_errors=True)
     report("cricd", *res)
     for k in server:

@@ -27,6 +27,7 @@ struct cric_sandbox_service {
     uv_loop_t *loop;
     char *root, *state, *sb_dir, *ns_root;
     char **plugin_dirs;
+    char **cg_mounts;         /* cgroup hierarchies, read once */
     char *config_dir, *cache_dir, *cgroup_parent, *cgroup_driver, *pinns;
     uint64_t timeout_ms, shm_size;
     char *pod_cidr;
@@ -62,6 +63,8 @@ int sb__set_config(struct cric_sandbox *sb, const uint8_t *pb, size_t len, cric_
 
 /* files.c */
 int sb__write_file(const char *path, const char *s, mode_t mode, cric_error **err);
+/* The pod's own network: /etc/hosts with its first IP (if any). */
+int sb__write_hosts(struct cric_sandbox *sb, cric_error **err);
 int sb__write_files(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
 int sb__mount_shm(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
 void sb__umount_shm(struct cric_sandbox *sb);

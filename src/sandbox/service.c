@@ -138,6 +138,7 @@ static void service_free(struct cric_sandbox_service *svc)
     free(svc->sb_dir);
     free(svc->ns_root);
     strv_free(svc->plugin_dirs);
+    strv_free(svc->cg_mounts);
     free(svc->config_dir);
     free(svc->cache_dir);
     free(svc->cgroup_parent);
@@ -720,16 +721,6 @@ static int load_netconf(struct cric_sandbox_service *svc, struct cric_sandbox *s
     return r;
 }
 
-static void hosts_add_ip(struct cric_sandbox *sb)
-{
-    if (!sb->ips || !sb->ips[0] || sb->network_mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
-        return;
-    _cleanup_free_ char *text = NULL;
-    if (asprintf(&text, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", sb->ips[0],
-                 sb->hostname) >= 0)
-        sb__write_file(sb->hosts_path, text, 0644, NULL);
-}
-
 static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const cric_error *err, uint64_t plugin_ns)
 {
     struct sb_op *op = data;
@@ -762,7 +753,9 @@ static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const c
             v[n++] = ip;
             v[n] = NULL;
         }
-        hosts_add_ip(sb);
+        cric_error *he = NULL;
+        if (sb__write_hosts(sb, &he) < 0)
+            op_fail(op, he);
     } else if (sb && !adding) {
         sb->priv->network_attached = false;
     }
