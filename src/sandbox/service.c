@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -37,6 +38,7 @@ struct sb_op {
 
 static void op_start(struct sb_op *op);
 static void op_step(struct sb_op *op);
+static void on_sync_done(void *data, int rc, cric_error *e);
 
 static char *xstrdup(const char *s)
 {
@@ -880,6 +882,77 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
 
 /* ---------------------------------------------------------------- stop / remove */
 
+struct side_work {
+    uv_work_t req;
+    struct sb_op *op;
+    char *umounts[3];           /* ipc, uts pins; shm */
+    char **rmdirs;              /* cgroup dirs, deepest last */
+};
+
+static void side_run(uv_work_t *req)
+{
+    struct side_work *w = req->data;
+    for (int i = 0; i < 3; i++) {
+        if (!w->umounts[i])
+            continue;
+        while (sb__pin_ok(w->umounts[i]) && umount2(w->umounts[i], MNT_DETACH) == 0)
+            ;
+        if (i < 2)
+            unlink(w->umounts[i]);
+    }
+    size_t n = 0;
+    while (w->rmdirs && w->rmdirs[n])
+        n++;
+    while (n-- > 0)
+        rmdir(w->rmdirs[n]);
+}
+
+static void side_done(uv_work_t *req, int status)
+{
+    struct side_work *w = req->data;
+    struct sb_op *op = w->op;
+    (void)status;
+    for (int i = 0; i < 3; i++)
+        free(w->umounts[i]);
+    strv_free(w->rmdirs);
+    free(w);
+    op->svc->inflight--;
+    on_sync_done(op, 0, NULL);
+}
+
+/* Remove: what does not need the network namespace (IPC/UTS pins, /dev/shm,
+ * cgroup dirs) is undone on the thread pool while CNI DEL runs, instead of
+ * on the loop after it; the op waits for it before the rest of the
+ * teardown.  Best effort like teardown_local, which checks again. */
+static void start_side_teardown(struct sb_op *op, struct cric_sandbox *sb)
+{
+    struct side_work *w = calloc(1, sizeof(*w));
+    if (!w)
+        return;
+    w->op = op;
+    w->req.data = w;
+    bool oom = (sb->ipcns_path && !(w->umounts[0] = strdup(sb->ipcns_path))) ||
+               (sb->utsns_path && !(w->umounts[1] = strdup(sb->utsns_path))) ||
+               (sb->shm_path && !(w->umounts[2] = strdup(sb->shm_path)));
+    size_t n = 0;
+    while (sb->priv->cgroups_created && sb->priv->cgroups_created[n])
+        n++;
+    oom |= !(w->rmdirs = calloc(n + 1, sizeof(char *)));
+    for (size_t i = 0; !oom && i < n; i++)
+        oom |= !(w->rmdirs[i] = strdup(sb->priv->cgroups_created[i]));
+    if (oom || uv_queue_work(op->svc->loop, &w->req, side_run, side_done) < 0) {
+        for (int i = 0; i < 3; i++)
+            free(w->umounts[i]);
+        strv_free(w->rmdirs);
+        free(w);
+        return;
+    }
+    op->svc->inflight++;
+    op->sync_pending = true;
+    /* Already taken care of: teardown_local's checks find nothing left. */
+    sb->priv->shm_mounted = false;
+}
+
 static void on_hook_done(void *cb_data, int rc, cric_error *err)
 {
     struct sb_op *op = cb_data;
@@ -902,6 +975,10 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
     bool remove = op->kind == OP_REMOVE;
     cric_error *e = NULL;
     for (;;) {
+        if (op->sync_pending) {
+            op->sync_waiting = true;
+            return;
+        }
         if (op->err) {
             /* Keep what is left so that a retry can finish the job. */
             sb__record_save(svc, sb, NULL);
@@ -931,6 +1008,8 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
                 op_fail(op, e);
                 continue;
             }
+            if (remove)
+                start_side_teardown(op, sb);
             return;
         case 3:
             continue;
