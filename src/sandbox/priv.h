@@ -37,6 +37,7 @@ struct cric_sandbox_service {
     size_t n, cap;
     unsigned inflight;
     uint64_t last_child_ns;
+    uint64_t last_spawn_ns;
     bool closing;
     void (*close_cb)(void *);
     void *close_data;

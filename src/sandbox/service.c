@@ -28,6 +28,7 @@ struct sb_op {
     char id[65];
     int step;
     uint64_t child_ns;           /* time spent in child processes (pinns, CNI) */
+    uint64_t spawn_start;        /* cric_child_spawn_ns() when the op started */
     bool sync_pending;           /* the record's fsync runs on the thread pool */
     bool sync_waiting;           /* ... and the op waits for it */
     cric_error *err;             /* first failure */
@@ -195,6 +196,11 @@ uint64_t cric_sandbox_last_child_ns(const struct cric_sandbox_service *svc)
     return svc->last_child_ns;
 }
 
+uint64_t cric_sandbox_last_spawn_ns(const struct cric_sandbox_service *svc)
+{
+    return svc->last_spawn_ns;
+}
+
 bool cric_sandbox_network_ready(struct cric_sandbox_service *svc, char **reason)
 {
     return cric_cni_ready(svc->config_dir, (const char *const *)svc->plugin_dirs, reason);
@@ -342,6 +348,7 @@ static void op_finish(struct sb_op *op, struct cric_sandbox *sb)
         }
     }
     svc->last_child_ns = op->child_ns;
+    svc->last_spawn_ns = cric_child_spawn_ns() - op->spawn_start;
     if (op->done)
         op->done(op->data, op->err ? op->err->code : 0, op->err, op->id);
     op_free(op);
@@ -1057,6 +1064,7 @@ static void op_start(struct sb_op *op)
     struct cric_sandbox *sb = find_exact(op->svc, op->id);
     sb->priv->busy = true;
     op->step = 0;
+    op->spawn_start = cric_child_spawn_ns();
     op_step(op);
 }
 
@@ -1069,6 +1077,7 @@ static void enqueue_teardown(struct cric_sandbox_service *svc, enum op_kind kind
     if (r == -ENOENT) {
         cric_error_free(e);
         svc->last_child_ns = 0;
+        svc->last_spawn_ns = 0;
         if (done)
             done(data, 0, NULL, id);
         return;
