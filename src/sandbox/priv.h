@@ -5,8 +5,20 @@
 #include "sandbox/sandbox.h"
 
 #include <sys/types.h>
+#include <time.h>
 
 struct sb_op;
+struct cric_cni_netconf;
+
+/* The network config chosen last, reused while neither the directory nor
+ * the file changed (no readdir, read and parse for every pod). */
+struct sb_netconf_cache {
+    bool valid;
+    struct timespec dir_mtime, file_mtime;
+    ino_t file_ino;
+    off_t file_size;
+    char *file, *text;
+};
 
 struct cric_sandbox__priv {
     char *ns_dir;             /* <state>/ns/<id> */
@@ -14,6 +26,7 @@ struct cric_sandbox__priv {
     bool network_attached;    /* ADD started and no DEL succeeded since */
     char *cni_conf_file;      /* the network config used for ADD, kept for DEL */
     char *cni_conf_text;
+    struct cric_cni_netconf *cni_conf_parsed; /* of cni_conf_text, parsed on first use */
     char *cni_result;         /* raw JSON of the last ADD result */
     bool shm_mounted;
     char **cgroups_created;   /* dirs we made, removed deepest first on remove */
@@ -28,6 +41,7 @@ struct cric_sandbox_service {
     char *root, *state, *sb_dir, *ns_root;
     char **plugin_dirs;
     char **cg_mounts;         /* cgroup hierarchies, read once */
+    struct sb_netconf_cache nc;
     char *config_dir, *cache_dir, *cgroup_parent, *cgroup_driver, *pinns;
     uint64_t timeout_ms, shm_size;
     char *pod_cidr;

@@ -1,6 +1,7 @@
 /* Sandbox records: <root>/sandboxes/<id>/sandbox.json, written atomically. */
 #include "config.h"
 #include "sandbox/priv.h"
+#include "cni/cni.h"
 #include "cni/yj.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -61,6 +62,7 @@ void sb__free(struct cric_sandbox *sb)
         free(sb->priv->ns_dir);
         free(sb->priv->cni_conf_file);
         free(sb->priv->cni_conf_text);
+        cric_cni_netconf_free(sb->priv->cni_conf_parsed);
         free(sb->priv->cni_result);
         strv_free(sb->priv->cgroups_created);
         free(sb->priv->config_pb);

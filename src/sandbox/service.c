@@ -142,6 +142,8 @@ static void service_free(struct cric_sandbox_service *svc)
     free(svc->ns_root);
     strv_free(svc->plugin_dirs);
     strv_free(svc->cg_mounts);
+    free(svc->nc.file);
+    free(svc->nc.text);
     free(svc->config_dir);
     free(svc->cache_dir);
     free(svc->cgroup_parent);
@@ -529,20 +531,22 @@ static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const c
 static int start_cni(struct sb_op *op, struct cric_sandbox *sb, enum cric_cni_op cop, cric_error **err)
 {
     struct cric_sandbox_service *svc = op->svc;
-    struct cric_cni_netconf *conf = NULL;
-    int r = cric_cni_netconf_parse(sb->priv->cni_conf_file ? sb->priv->cni_conf_file : "(stored)",
-                                   sb->priv->cni_conf_text ? sb->priv->cni_conf_text : "", &conf, err);
-    if (r < 0)
-        return r;
+    if (!sb->priv->cni_conf_parsed) {
+        int pr = cric_cni_netconf_parse(sb->priv->cni_conf_file ? sb->priv->cni_conf_file : "(stored)",
+                                        sb->priv->cni_conf_text ? sb->priv->cni_conf_text : "",
+                                        &sb->priv->cni_conf_parsed, err);
+        if (pr < 0)
+            return pr;
+    }
+    const struct cric_cni_netconf *conf = sb->priv->cni_conf_parsed;
+    int r;
     char args[1024];
     cni_args(sb, args, sizeof(args));
     const Runtime__V1__PodSandboxConfig *c = sb->config;
     size_t np = c ? c->n_port_mappings : 0;
     struct cric_cni_port *ports = calloc(np + 1, sizeof(*ports));
-    if (!ports) {
-        cric_cni_netconf_free(conf);
+    if (!ports)
         return cric_error_sys(err, -ENOMEM, "CNI");
-    }
     size_t k = 0;
     for (size_t i = 0; i < np; i++) {
         const Runtime__V1__PortMapping *p = c->port_mappings[i];
@@ -566,7 +570,6 @@ static int start_cni(struct sb_op *op, struct cric_sandbox *sb, enum cric_cni_op
     if (r < 0)
         op->svc->inflight--;
     free(ports);
-    cric_cni_netconf_free(conf);
     return r;
 }
 
@@ -710,21 +713,90 @@ static int start_pinns(struct sb_op *op, struct cric_sandbox *sb, cric_error **e
     return r;
 }
 
+static bool same_time(struct timespec a, struct timespec b)
+{
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+static bool conf_name(const char *n)
+{
+    size_t l = strlen(n);
+    return n[0] != '.' && ((l > 9 && strcmp(n + l - 9, ".conflist") == 0) || (l > 5 && strcmp(n + l - 5, ".conf") == 0) ||
+                           (l > 5 && strcmp(n + l - 5, ".json") == 0));
+}
+
+/* Whether path is the lowest-named config in dir: only then can a cached
+ * choice not be overtaken by an edit, in place, of a file that was skipped
+ * as broken (such an edit does not change the directory's mtime). */
+static bool first_in_dir(const char *dir, const char *path)
+{
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    const char *base = strrchr(path, '/');
+    if (!d || !base)
+        return false;
+    base++;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (conf_name(de->d_name) && strcmp(de->d_name, base) < 0)
+            return false;
+    return true;
+}
+
 static int load_netconf(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err)
 {
+    struct sb_netconf_cache *nc = &svc->nc;
+    struct stat ds, fs;
+    bool dir_ok = stat(svc->config_dir, &ds) == 0;
+    if (nc->valid && dir_ok && same_time(ds.st_mtim, nc->dir_mtime) && stat(nc->file, &fs) == 0 &&
+        fs.st_ino == nc->file_ino && fs.st_size == nc->file_size && same_time(fs.st_mtim, nc->file_mtime)) {
+        char *f = strdup(nc->file), *t = strdup(nc->text);
+        if (!f || !t) {
+            free(f);
+            free(t);
+            return cric_error_sys(err, -ENOMEM, "CNI config");
+        }
+        free(sb->priv->cni_conf_file);
+        free(sb->priv->cni_conf_text);
+        cric_cni_netconf_free(sb->priv->cni_conf_parsed);
+        sb->priv->cni_conf_file = f;
+        sb->priv->cni_conf_text = t;
+        sb->priv->cni_conf_parsed = NULL;
+        return 0;
+    }
+    nc->valid = false;
     struct cric_cni_netconf *conf = NULL;
     int r = cric_cni_netconf_load_dir(svc->config_dir, &conf, err);
     if (r < 0)
         return cric_error_prefix(err, "pod network not ready");
     _cleanup_free_ char *text = NULL;
+    bool file_ok = stat(conf->file, &fs) == 0;
     r = cric_read_file(conf->file, 1024 * 1024, &text, NULL, err);
     if (r == 0) {
         free(sb->priv->cni_conf_file);
         free(sb->priv->cni_conf_text);
+        cric_cni_netconf_free(sb->priv->cni_conf_parsed);
+        sb->priv->cni_conf_parsed = NULL;
         sb->priv->cni_conf_file = strdup(conf->file);
         sb->priv->cni_conf_text = TAKE_PTR(text);
         if (!sb->priv->cni_conf_file)
             r = cric_error_sys(err, -ENOMEM, "CNI config");
+    }
+    /* Both stats come before the reads, so a later change shows in them;
+     * not cached while a change could still fall within the same
+     * (coarse) timestamp tick. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (r == 0 && dir_ok && file_ok && now.tv_sec - ds.st_mtim.tv_sec > 2 && now.tv_sec - fs.st_mtim.tv_sec > 2 &&
+        first_in_dir(svc->config_dir, conf->file)) {
+        free(nc->file);
+        free(nc->text);
+        nc->file = strdup(conf->file);
+        nc->text = strdup(sb->priv->cni_conf_text);
+        nc->dir_mtime = ds.st_mtim;
+        nc->file_mtime = fs.st_mtim;
+        nc->file_ino = fs.st_ino;
+        nc->file_size = fs.st_size;
+        nc->valid = nc->file && nc->text;
     }
     cric_cni_netconf_free(conf);
     return r;
