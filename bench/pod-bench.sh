@@ -6,7 +6,8 @@
 # CNI plugins) per call, from cricd's debug log, and cricd's own overhead
 # (server-side call time minus child time).  Prints figures only.
 #
-#   bench/pod-bench.sh [N]      (root; CRIC_BUILDDIR = build dir, default .)
+#   bench/pod-bench.sh [N]      (root; CRIC_BUILDDIR = build dir, default .;
+#                                SKIP_CONTAINERD=1 runs cricd only)
 set -euo pipefail
 N=${1:-50}
 HERE=$(cd "$(dirname "$0")" && pwd)

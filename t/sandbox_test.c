@@ -6,12 +6,14 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sandbox/sandbox.h"
@@ -251,6 +253,58 @@ START_TEST(lifecycle)
 }
 END_TEST
 
+/* Writes a network config in place (same inode) with mtime ago seconds in
+ * the past, and gives the directory such an mtime too. */
+static void put_conf(const char *file, const char *net, int ago)
+{
+    char p[400], text[200];
+    snprintf(p, sizeof(p), "%s/%s", confdir, file);
+    snprintf(text, sizeof(text), "{\"cniVersion\":\"1.0.0\",\"name\":\"%s\",\"plugins\":[{\"type\":\"fake\"}]}", net);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    struct timespec ts[2] = { { .tv_sec = time(NULL) - ago }, { .tv_sec = time(NULL) - ago } };
+    ck_assert_int_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
+    ck_assert_int_eq(utimensat(AT_FDCWD, confdir, ts, 0), 0);
+}
+
+/* The network config a pod was created with, from its record. */
+static bool pod_uses(const char *id, const char *net)
+{
+    char p[400], want[100];
+    snprintf(p, sizeof(p), "%s/sandboxes/%s/sandbox.json", root, id);
+    snprintf(want, sizeof(want), "\\\"name\\\":\\\"%s\\\"", net);
+    char *text = NULL;
+    ck_assert_int_eq(cric_read_file(p, 1 << 20, &text, NULL, NULL), 0);
+    bool ok = strstr(text, want) != NULL;
+    free(text);
+    return ok;
+}
+
+/* The chosen network config is cached; a change of the file (in place) or
+ * of the directory (a new lower-named file) is still picked up. */
+START_TEST(netconf_cache)
+{
+    put_conf("10-fake.conflist", "net-a", 3600);
+    open_service();
+    struct done d = run("c1", false);
+    ck_assert_msg(d.rc == 0, "%s", d.msg);
+    ck_assert(pod_uses(d.id, "net-a"));
+    d = run("c2", false); /* from the cache */
+    ck_assert_msg(d.rc == 0, "%s", d.msg);
+    ck_assert(pod_uses(d.id, "net-a"));
+    put_conf("10-fake.conflist", "net-b", 1800);
+    d = run("c3", false);
+    ck_assert_msg(d.rc == 0, "%s", d.msg);
+    ck_assert(pod_uses(d.id, "net-b"));
+    put_conf("05-first.conflist", "net-c", 900);
+    d = run("c4", false);
+    ck_assert_msg(d.rc == 0, "%s", d.msg);
+    ck_assert(pod_uses(d.id, "net-c"));
+}
+END_TEST
+
 START_TEST(failed_add_rolls_back)
 {
     open_service();
@@ -311,6 +365,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, lifecycle);
     tcase_add_test(tc, failed_add_rolls_back);
+    tcase_add_test(tc, netconf_cache);
     tcase_add_test(tc, host_network_and_bad_input);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

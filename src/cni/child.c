@@ -27,6 +27,12 @@ struct cric_child {
 };
 
 static unsigned active_children;
+static uint64_t spawn_ns;
+
+uint64_t cric_child_spawn_ns(void)
+{
+    return spawn_ns;
+}
 
 unsigned cric_child_active(void)
 {
@@ -218,6 +224,7 @@ int cric_child_run(uv_loop_t *loop, const struct cric_child_opts *opts, cric_chi
     };
     c->start = uv_hrtime();
     int r = uv_spawn(loop, &c->proc, &po);
+    spawn_ns += uv_hrtime() - c->start;
     if (r < 0) {
         /* The process handle was initialised by uv_spawn and must be closed too. */
         c->open_handles++;

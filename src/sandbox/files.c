@@ -29,12 +29,12 @@ static bool host_net(const struct cric_sandbox *sb)
 /* Pod files are rewritten whole (temp + rename, so readers never see half a
  * file) but not fsync'ed: they are derived from the record, which is, and a
  * pod half-created at a crash is rolled back from its record anyway. */
-static int write_str(const char *path, const char *s, cric_error **err)
+static int write_mode(const char *path, const char *s, mode_t mode, cric_error **err)
 {
     _cleanup_free_ char *tmp = NULL;
     if (asprintf(&tmp, "%s.tmp", path) < 0)
         return cric_error_sys(err, -ENOMEM, "write '%s'", path);
-    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0)
         return cric_error_sys(err, -errno, "create '%s'", tmp);
     size_t len = strlen(s);
@@ -57,9 +57,14 @@ static int write_str(const char *path, const char *s, cric_error **err)
     return 0;
 }
 
-int sb__write_file(const char *path, const char *s, cric_error **err)
+static int write_str(const char *path, const char *s, cric_error **err)
 {
-    return write_str(path, s, err);
+    return write_mode(path, s, 0644, err);
+}
+
+int sb__write_file(const char *path, const char *s, mode_t mode, cric_error **err)
+{
+    return write_mode(path, s, mode, err);
 }
 
 static int copy_host_file(const char *src, const char *dst, const char *fallback, cric_error **err)
@@ -126,17 +131,26 @@ int sb__write_files(struct cric_sandbox_service *svc, struct cric_sandbox *sb, c
         if (r == 0)
             r = copy_host_file("/etc/hosts", sb->hosts_path, "127.0.0.1\tlocalhost\n", err);
     } else {
-        _cleanup_free_ char *line = NULL, *hosts = NULL;
-        if (asprintf(&line, "%s\n", sb->hostname) < 0 ||
-            asprintf(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n") < 0)
+        /* /etc/hosts names the pod's IP: written once CNI ADD gave it
+         * (sb__write_hosts), not twice. */
+        _cleanup_free_ char *line = NULL;
+        if (asprintf(&line, "%s\n", sb->hostname) < 0)
             return cric_error_sys(err, -ENOMEM, "sandbox files");
         r = write_str(sb->hostname_path, line, err);
-        if (r == 0)
-            r = write_str(sb->hosts_path, hosts, err);
     }
     if (r == 0)
         r = write_resolv(sb, err);
     return r;
+}
+
+int sb__write_hosts(struct cric_sandbox *sb, cric_error **err)
+{
+    _cleanup_free_ char *text = NULL;
+    const char *ip = sb->ips ? sb->ips[0] : NULL;
+    if (asprintf(&text, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s%s%s%s", ip ? ip : "",
+                 ip ? "\t" : "", ip ? sb->hostname : "", ip ? "\n" : "") < 0)
+        return cric_error_sys(err, -ENOMEM, "write '%s'", sb->hosts_path);
+    return write_str(sb->hosts_path, text, err);
 }
 
 int sb__mount_shm(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err)
@@ -274,6 +288,18 @@ static bool path_is_prefix(const char *prefix, const char *path)
     return strncmp(prefix, path, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
+static bool strv_add(char ***v, size_t *n, const char *s)
+{
+    char **nv = realloc(*v, (*n + 2) * sizeof(char *));
+    if (!nv)
+        return false;
+    *v = nv;
+    if (!(nv[*n] = strdup(s)))
+        return false;
+    nv[++*n] = NULL;
+    return true;
+}
+
 int sb__cgroup_setup(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err)
 {
     /* The systemd driver names slices; systemd creates them.  With cgroupfs
@@ -283,7 +309,11 @@ int sb__cgroup_setup(struct cric_sandbox_service *svc, struct cric_sandbox *sb, 
         return 0;
     if (strstr(sb->cgroup_parent, "/../") || strstr(sb->cgroup_parent, "/.."))
         return cric_error_new(err, -EINVAL, "cgroup_parent '%s' must not contain '..'", sb->cgroup_parent);
-    char **mounts = cgroup_mounts();
+    /* The hierarchies are mounted at boot: mountinfo (long on a busy host)
+     * is read once, not for every pod. */
+    if (!svc->cg_mounts)
+        svc->cg_mounts = cgroup_mounts();
+    char **mounts = svc->cg_mounts;
     size_t n = 0;
     char **created = calloc(1, sizeof(char *));
     int r = 0;
@@ -292,6 +322,16 @@ int sb__cgroup_setup(struct cric_sandbox_service *svc, struct cric_sandbox *sb, 
         if (asprintf(&full, "%s%s", mounts[i], sb->cgroup_parent) < 0)
             break;
         size_t base = strlen(mounts[i]);
+        /* Usually the parent exists already (the shared default): one
+         * mkdir instead of one per path component. */
+        if (mkdir(full, 0755) < 0 && errno == EEXIST)
+            continue;
+        if (access(full, F_OK) == 0) {
+            /* Made just now: its ancestors existed. */
+            if (!path_is_prefix(full + base, svc->cgroup_parent) && !strv_add(&created, &n, full))
+                break;
+            continue;
+        }
         for (char *s = full + base + 1;; s++) {
             if (*s != '/' && *s != '\0')
                 continue;
@@ -319,9 +359,6 @@ int sb__cgroup_setup(struct cric_sandbox_service *svc, struct cric_sandbox *sb, 
                 break;
         }
     }
-    for (size_t i = 0; mounts && mounts[i]; i++)
-        free(mounts[i]);
-    free(mounts);
     if (!created)
         return cric_error_sys(err, -ENOMEM, "cgroup setup");
     sb->priv->cgroups_created = created;

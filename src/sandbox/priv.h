@@ -4,7 +4,21 @@
 
 #include "sandbox/sandbox.h"
 
+#include <sys/types.h>
+#include <time.h>
+
 struct sb_op;
+struct cric_cni_netconf;
+
+/* The network config chosen last, reused while neither the directory nor
+ * the file changed (no readdir, read and parse for every pod). */
+struct sb_netconf_cache {
+    bool valid;
+    struct timespec dir_mtime, file_mtime;
+    ino_t file_ino;
+    off_t file_size;
+    char *file, *text;
+};
 
 struct cric_sandbox__priv {
     char *ns_dir;             /* <state>/ns/<id> */
@@ -12,6 +26,7 @@ struct cric_sandbox__priv {
     bool network_attached;    /* ADD started and no DEL succeeded since */
     char *cni_conf_file;      /* the network config used for ADD, kept for DEL */
     char *cni_conf_text;
+    struct cric_cni_netconf *cni_conf_parsed; /* of cni_conf_text, parsed on first use */
     char *cni_result;         /* raw JSON of the last ADD result */
     bool shm_mounted;
     char **cgroups_created;   /* dirs we made, removed deepest first on remove */
@@ -25,6 +40,8 @@ struct cric_sandbox_service {
     uv_loop_t *loop;
     char *root, *state, *sb_dir, *ns_root;
     char **plugin_dirs;
+    char **cg_mounts;         /* cgroup hierarchies, read once */
+    struct sb_netconf_cache nc;
     char *config_dir, *cache_dir, *cgroup_parent, *cgroup_driver, *pinns;
     uint64_t timeout_ms, shm_size;
     char *pod_cidr;
@@ -34,18 +51,25 @@ struct cric_sandbox_service {
     size_t n, cap;
     unsigned inflight;
     uint64_t last_child_ns;
+    uint64_t last_spawn_ns;
     bool closing;
     void (*close_cb)(void *);
     void *close_data;
 };
 
 /* record.c */
-/* Always atomic (temp + rename).  durable adds the fsyncs: needed when the
- * record must survive power loss (a READY pod, so that its IP allocation is
- * released later); the volatile namespaces die with the machine anyway, so
- * intermediate and stopped states only need to survive a daemon crash,
- * which the page cache does. */
-int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, bool durable, cric_error **err);
+/* Atomic (temp + rename): a crash of cricd at any instant leaves the old or
+ * the new record.  Not fsync'ed on the loop: sb__record_sync does that on
+ * the thread pool where power-loss durability matters (doc/pods.md). */
+int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
+/* Makes the record's current version durable (fsync of the file, its pod
+ * directory and the sandboxes directory) on the libuv thread pool; done (may
+ * be NULL) runs on the loop with rc 0 or -errno and err, which it then owns.
+ * svc->inflight counts the work, so the service outlives it.  The
+ * file is opened by path on the pool thread: if a newer version was renamed
+ * in meanwhile, that one is made durable, which is as good. */
+typedef void (*sb__sync_fn)(void *data, int rc, cric_error *err);
+int sb__record_sync(struct cric_sandbox_service *svc, const char *id, sb__sync_fn done, void *data, cric_error **err);
 int sb__record_load(struct cric_sandbox_service *svc, const char *id, struct cric_sandbox **out, cric_error **err);
 int sb__record_path(struct cric_sandbox_service *svc, const char *id, char **out);
 struct cric_sandbox *sb__alloc(void);
@@ -53,7 +77,9 @@ void sb__free(struct cric_sandbox *sb);
 int sb__set_config(struct cric_sandbox *sb, const uint8_t *pb, size_t len, cric_error **err);
 
 /* files.c */
-int sb__write_file(const char *path, const char *s, cric_error **err);
+int sb__write_file(const char *path, const char *s, mode_t mode, cric_error **err);
+/* The pod's own network: /etc/hosts with its first IP (if any). */
+int sb__write_hosts(struct cric_sandbox *sb, cric_error **err);
 int sb__write_files(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
 int sb__mount_shm(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
 void sb__umount_shm(struct cric_sandbox *sb);

@@ -1,14 +1,17 @@
 /* Sandbox records: <root>/sandboxes/<id>/sandbox.json, written atomically. */
 #include "config.h"
 #include "sandbox/priv.h"
+#include "cni/cni.h"
 #include "cni/yj.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define RECORD_MAX (4 * 1024 * 1024)
 
@@ -59,6 +62,7 @@ void sb__free(struct cric_sandbox *sb)
         free(sb->priv->ns_dir);
         free(sb->priv->cni_conf_file);
         free(sb->priv->cni_conf_text);
+        cric_cni_netconf_free(sb->priv->cni_conf_parsed);
         free(sb->priv->cni_result);
         strv_free(sb->priv->cgroups_created);
         free(sb->priv->config_pb);
@@ -113,7 +117,7 @@ static void kv_strv(yajl_gen g, const char *k, char **v)
     yajl_gen_array_close(g);
 }
 
-int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, bool durable, cric_error **err)
+int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!g)
@@ -169,9 +173,84 @@ int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, b
     _cleanup_free_ char *path = NULL;
     if (sb__record_path(svc, sb->id, &path) < 0)
         return cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
-    if (durable)
-        return cric_write_file_atomic(path, text, len, 0600, err);
-    return sb__write_file(path, text, err);
+    return sb__write_file(path, text, 0600, err);
+}
+
+struct sync_work {
+    uv_work_t req;
+    struct cric_sandbox_service *svc;
+    char *path;
+    int rc;
+    char *what;                 /* the path that failed */
+    sb__sync_fn done;
+    void *data;
+};
+
+static int fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
+
+/* Thread pool: the record, its pod directory and the sandboxes directory
+ * (the pod directory may be new: its entry must be durable too). */
+static void sync_run(uv_work_t *req)
+{
+    struct sync_work *w = req->data;
+    char *p = w->path;
+    w->rc = fsync_path(p, O_RDONLY);
+    for (int up = 0; up < 2 && w->rc == 0; up++) {
+        char *slash = strrchr(p, '/');
+        if (!slash || slash == p)
+            break;
+        *slash = '\0';
+        w->rc = fsync_path(p, O_RDONLY | O_DIRECTORY);
+    }
+    if (w->rc < 0)
+        w->what = strdup(p);
+}
+
+static void sync_done(uv_work_t *req, int status)
+{
+    struct sync_work *w = req->data;
+    struct cric_sandbox_service *svc = w->svc;
+    cric_error *e = NULL;
+    int rc = status < 0 ? status : w->rc;
+    if (rc < 0)
+        cric_error_sys(&e, rc, "fsync '%s'", w->what ? w->what : w->path);
+    svc->inflight--;
+    if (w->done)
+        w->done(w->data, rc, e);
+    else
+        cric_error_free(e);
+    free(w->what);
+    free(w->path);
+    free(w);
+}
+
+int sb__record_sync(struct cric_sandbox_service *svc, const char *id, sb__sync_fn done, void *data, cric_error **err)
+{
+    struct sync_work *w = calloc(1, sizeof(*w));
+    if (!w || sb__record_path(svc, id, &w->path) < 0) {
+        free(w);
+        return cric_error_sys(err, -ENOMEM, "sync sandbox %s", id);
+    }
+    w->svc = svc;
+    w->done = done;
+    w->data = data;
+    w->req.data = w;
+    int r = uv_queue_work(svc->loop, &w->req, sync_run, sync_done);
+    if (r < 0) {
+        free(w->path);
+        free(w);
+        return cric_error_new(err, r, "sync sandbox %s: %s", id, uv_strerror(r));
+    }
+    svc->inflight++;
+    return 0;
 }
 
 static char *get_dup(yajl_val root, const char *key)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -27,6 +28,9 @@ struct sb_op {
     char id[65];
     int step;
     uint64_t child_ns;           /* time spent in child processes (pinns, CNI) */
+    uint64_t spawn_start;        /* cric_child_spawn_ns() when the op started */
+    bool sync_pending;           /* the record's fsync runs on the thread pool */
+    bool sync_waiting;           /* ... and the op waits for it */
     cric_error *err;             /* first failure */
     cric_sandbox_done_fn done;
     void *data;
@@ -35,6 +39,7 @@ struct sb_op {
 
 static void op_start(struct sb_op *op);
 static void op_step(struct sb_op *op);
+static void on_sync_done(void *data, int rc, cric_error *e);
 
 static char *xstrdup(const char *s)
 {
@@ -136,6 +141,9 @@ static void service_free(struct cric_sandbox_service *svc)
     free(svc->sb_dir);
     free(svc->ns_root);
     strv_free(svc->plugin_dirs);
+    strv_free(svc->cg_mounts);
+    free(svc->nc.file);
+    free(svc->nc.text);
     free(svc->config_dir);
     free(svc->cache_dir);
     free(svc->cgroup_parent);
@@ -190,6 +198,11 @@ uint64_t cric_sandbox_last_child_ns(const struct cric_sandbox_service *svc)
     return svc->last_child_ns;
 }
 
+uint64_t cric_sandbox_last_spawn_ns(const struct cric_sandbox_service *svc)
+{
+    return svc->last_spawn_ns;
+}
+
 bool cric_sandbox_network_ready(struct cric_sandbox_service *svc, char **reason)
 {
     return cric_cni_ready(svc->config_dir, (const char *const *)svc->plugin_dirs, reason);
@@ -213,7 +226,7 @@ static void recover_one(struct cric_sandbox_service *svc, struct cric_sandbox *s
     }
     if (sb->state == CRIC_SANDBOX_READY && !ok) {
         sb->state = CRIC_SANDBOX_NOTREADY;
-        sb__record_save(svc, sb, false, NULL);
+        sb__record_save(svc, sb, NULL);
     }
 }
 
@@ -337,6 +350,7 @@ static void op_finish(struct sb_op *op, struct cric_sandbox *sb)
         }
     }
     svc->last_child_ns = op->child_ns;
+    svc->last_spawn_ns = cric_child_spawn_ns() - op->spawn_start;
     if (op->done)
         op->done(op->data, op->err ? op->err->code : 0, op->err, op->id);
     op_free(op);
@@ -517,20 +531,22 @@ static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const c
 static int start_cni(struct sb_op *op, struct cric_sandbox *sb, enum cric_cni_op cop, cric_error **err)
 {
     struct cric_sandbox_service *svc = op->svc;
-    struct cric_cni_netconf *conf = NULL;
-    int r = cric_cni_netconf_parse(sb->priv->cni_conf_file ? sb->priv->cni_conf_file : "(stored)",
-                                   sb->priv->cni_conf_text ? sb->priv->cni_conf_text : "", &conf, err);
-    if (r < 0)
-        return r;
+    if (!sb->priv->cni_conf_parsed) {
+        int pr = cric_cni_netconf_parse(sb->priv->cni_conf_file ? sb->priv->cni_conf_file : "(stored)",
+                                        sb->priv->cni_conf_text ? sb->priv->cni_conf_text : "",
+                                        &sb->priv->cni_conf_parsed, err);
+        if (pr < 0)
+            return pr;
+    }
+    const struct cric_cni_netconf *conf = sb->priv->cni_conf_parsed;
+    int r;
     char args[1024];
     cni_args(sb, args, sizeof(args));
     const Runtime__V1__PodSandboxConfig *c = sb->config;
     size_t np = c ? c->n_port_mappings : 0;
     struct cric_cni_port *ports = calloc(np + 1, sizeof(*ports));
-    if (!ports) {
-        cric_cni_netconf_free(conf);
+    if (!ports)
         return cric_error_sys(err, -ENOMEM, "CNI");
-    }
     size_t k = 0;
     for (size_t i = 0; i < np; i++) {
         const Runtime__V1__PortMapping *p = c->port_mappings[i];
@@ -554,7 +570,6 @@ static int start_cni(struct sb_op *op, struct cric_sandbox *sb, enum cric_cni_op
     if (r < 0)
         op->svc->inflight--;
     free(ports);
-    cric_cni_netconf_free(conf);
     return r;
 }
 
@@ -698,34 +713,93 @@ static int start_pinns(struct sb_op *op, struct cric_sandbox *sb, cric_error **e
     return r;
 }
 
+static bool same_time(struct timespec a, struct timespec b)
+{
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+static bool conf_name(const char *n)
+{
+    size_t l = strlen(n);
+    return n[0] != '.' && ((l > 9 && strcmp(n + l - 9, ".conflist") == 0) || (l > 5 && strcmp(n + l - 5, ".conf") == 0) ||
+                           (l > 5 && strcmp(n + l - 5, ".json") == 0));
+}
+
+/* Whether path is the lowest-named config in dir: only then can a cached
+ * choice not be overtaken by an edit, in place, of a file that was skipped
+ * as broken (such an edit does not change the directory's mtime). */
+static bool first_in_dir(const char *dir, const char *path)
+{
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    const char *base = strrchr(path, '/');
+    if (!d || !base)
+        return false;
+    base++;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (conf_name(de->d_name) && strcmp(de->d_name, base) < 0)
+            return false;
+    return true;
+}
+
 static int load_netconf(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err)
 {
+    struct sb_netconf_cache *nc = &svc->nc;
+    struct stat ds, fs;
+    bool dir_ok = stat(svc->config_dir, &ds) == 0;
+    if (nc->valid && dir_ok && same_time(ds.st_mtim, nc->dir_mtime) && stat(nc->file, &fs) == 0 &&
+        fs.st_ino == nc->file_ino && fs.st_size == nc->file_size && same_time(fs.st_mtim, nc->file_mtime)) {
+        char *f = strdup(nc->file), *t = strdup(nc->text);
+        if (!f || !t) {
+            free(f);
+            free(t);
+            return cric_error_sys(err, -ENOMEM, "CNI config");
+        }
+        free(sb->priv->cni_conf_file);
+        free(sb->priv->cni_conf_text);
+        cric_cni_netconf_free(sb->priv->cni_conf_parsed);
+        sb->priv->cni_conf_file = f;
+        sb->priv->cni_conf_text = t;
+        sb->priv->cni_conf_parsed = NULL;
+        return 0;
+    }
+    nc->valid = false;
     struct cric_cni_netconf *conf = NULL;
     int r = cric_cni_netconf_load_dir(svc->config_dir, &conf, err);
     if (r < 0)
         return cric_error_prefix(err, "pod network not ready");
     _cleanup_free_ char *text = NULL;
+    bool file_ok = stat(conf->file, &fs) == 0;
     r = cric_read_file(conf->file, 1024 * 1024, &text, NULL, err);
     if (r == 0) {
         free(sb->priv->cni_conf_file);
         free(sb->priv->cni_conf_text);
+        cric_cni_netconf_free(sb->priv->cni_conf_parsed);
+        sb->priv->cni_conf_parsed = NULL;
         sb->priv->cni_conf_file = strdup(conf->file);
         sb->priv->cni_conf_text = TAKE_PTR(text);
         if (!sb->priv->cni_conf_file)
             r = cric_error_sys(err, -ENOMEM, "CNI config");
     }
+    /* Both stats come before the reads, so a later change shows in them;
+     * not cached while a change could still fall within the same
+     * (coarse) timestamp tick. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (r == 0 && dir_ok && file_ok && now.tv_sec - ds.st_mtim.tv_sec > 2 && now.tv_sec - fs.st_mtim.tv_sec > 2 &&
+        first_in_dir(svc->config_dir, conf->file)) {
+        free(nc->file);
+        free(nc->text);
+        nc->file = strdup(conf->file);
+        nc->text = strdup(sb->priv->cni_conf_text);
+        nc->dir_mtime = ds.st_mtim;
+        nc->file_mtime = fs.st_mtim;
+        nc->file_ino = fs.st_ino;
+        nc->file_size = fs.st_size;
+        nc->valid = nc->file && nc->text;
+    }
     cric_cni_netconf_free(conf);
     return r;
-}
-
-static void hosts_add_ip(struct cric_sandbox *sb)
-{
-    if (!sb->ips || !sb->ips[0] || sb->network_mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
-        return;
-    _cleanup_free_ char *text = NULL;
-    if (asprintf(&text, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", sb->ips[0],
-                 sb->hostname) >= 0)
-        sb__write_file(sb->hosts_path, text, NULL);
 }
 
 static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const cric_error *err, uint64_t plugin_ns)
@@ -760,12 +834,45 @@ static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const c
             v[n++] = ip;
             v[n] = NULL;
         }
-        hosts_add_ip(sb);
+        cric_error *he = NULL;
+        if (sb__write_hosts(sb, &he) < 0)
+            op_fail(op, he);
     } else if (sb && !adding) {
         sb->priv->network_attached = false;
     }
     cric_cni_result_free(res);
     op_step(op);
+}
+
+static void on_sync_done(void *data, int rc, cric_error *e)
+{
+    struct sb_op *op = data;
+    op->sync_pending = false;
+    if (rc < 0)
+        op_fail(op, e);
+    else
+        cric_error_free(e);
+    if (op->sync_waiting) {
+        op->sync_waiting = false;
+        op_step(op);
+    }
+}
+
+/* Re-enters the current step once the record's fsync is done. */
+static bool wait_sync(struct sb_op *op)
+{
+    if (!op->sync_pending)
+        return false;
+    op->step--;
+    op->sync_waiting = true;
+    return true;
+}
+
+static void on_behind_done(void *data, int rc, cric_error *e)
+{
+    (void)rc;
+    cric_error_free(e); /* only shortens the power-loss window; see case 4 */
+    maybe_closed(data);
 }
 
 /* Run: 0 local setup, 1 namespaces, 2 after pinns, 3 CNI ADD, 4 after ADD,
@@ -784,8 +891,11 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             sb->priv->network_attached = sb->netns_path != NULL;
             if (cric_mkdir_p(sb->dir, 0711, &e) < 0 || sb__write_files(svc, sb, &e) < 0 ||
                 sb__mount_shm(svc, sb, &e) < 0 || sb__cgroup_setup(svc, sb, &e) < 0 ||
-                (sb->netns_path && load_netconf(svc, sb, &e) < 0) || sb__record_save(svc, sb, false, &e) < 0)
+                (sb->netns_path && load_netconf(svc, sb, &e) < 0) || sb__record_save(svc, sb, &e) < 0 ||
+                sb__record_sync(svc, sb->id, on_sync_done, op, &e) < 0)
                 op_fail(op, e);
+            else
+                op->sync_pending = true;
             continue;
         case 1:
             if (!sb->netns_path && !sb->ipcns_path && sb->pid_mode != RUNTIME__V1__NAMESPACE_MODE__POD)
@@ -796,6 +906,12 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             }
             return;
         case 2:
+            /* This record (network_attached, the CNI config) must be on
+             * disk before ADD allocates anything: after a power loss the
+             * pod is then rolled back with a DEL that frees its IP.  Its
+             * fsync ran concurrently with cric-pinns. */
+            if (wait_sync(op))
+                return;
             continue;
         case 3:
             if (!sb->netns_path)
@@ -806,14 +922,22 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             }
             return;
         case 4:
+            /* Atomic, not fsync'ed on the request path: a crash of cricd
+             * leaves the old or the new record; a power loss before the
+             * write-behind fsync leaves the durable CREATING record, so the
+             * pod (dead anyway after a power loss) is rolled back with a
+             * DEL at start-up, releasing its IP.  See doc/pods.md. */
             sb->state = CRIC_SANDBOX_READY;
-            if (sb__record_save(svc, sb, true, &e) < 0) {
+            if (sb__record_save(svc, sb, &e) < 0) {
                 op_fail(op, e);
                 continue;
             }
+            (void)sb__record_sync(svc, sb->id, on_behind_done, svc, NULL);
             op_finish(op, sb);
             return;
         case 10:
+            if (wait_sync(op))
+                return;
             if (sb->priv->network_attached && sb->priv->cni_conf_text) {
                 /* Best effort: a failed ADD may have left half a network. */
                 cric_error *de = NULL;
@@ -837,6 +961,77 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
 
 /* ---------------------------------------------------------------- stop / remove */
 
+struct side_work {
+    uv_work_t req;
+    struct sb_op *op;
+    char *umounts[3];           /* ipc, uts pins; shm */
+    char **rmdirs;              /* cgroup dirs, deepest last */
+};
+
+static void side_run(uv_work_t *req)
+{
+    struct side_work *w = req->data;
+    for (int i = 0; i < 3; i++) {
+        if (!w->umounts[i])
+            continue;
+        while (sb__pin_ok(w->umounts[i]) && umount2(w->umounts[i], MNT_DETACH) == 0)
+            ;
+        if (i < 2)
+            unlink(w->umounts[i]);
+    }
+    size_t n = 0;
+    while (w->rmdirs && w->rmdirs[n])
+        n++;
+    while (n-- > 0)
+        rmdir(w->rmdirs[n]);
+}
+
+static void side_done(uv_work_t *req, int status)
+{
+    struct side_work *w = req->data;
+    struct sb_op *op = w->op;
+    (void)status;
+    for (int i = 0; i < 3; i++)
+        free(w->umounts[i]);
+    strv_free(w->rmdirs);
+    free(w);
+    op->svc->inflight--;
+    on_sync_done(op, 0, NULL);
+}
+
+/* Remove: what does not need the network namespace (IPC/UTS pins, /dev/shm,
+ * cgroup dirs) is undone on the thread pool while CNI DEL runs, instead of
+ * on the loop after it; the op waits for it before the rest of the
+ * teardown.  Best effort like teardown_local, which checks again. */
+static void start_side_teardown(struct sb_op *op, struct cric_sandbox *sb)
+{
+    struct side_work *w = calloc(1, sizeof(*w));
+    if (!w)
+        return;
+    w->op = op;
+    w->req.data = w;
+    bool oom = (sb->ipcns_path && !(w->umounts[0] = strdup(sb->ipcns_path))) ||
+               (sb->utsns_path && !(w->umounts[1] = strdup(sb->utsns_path))) ||
+               (sb->shm_path && !(w->umounts[2] = strdup(sb->shm_path)));
+    size_t n = 0;
+    while (sb->priv->cgroups_created && sb->priv->cgroups_created[n])
+        n++;
+    oom |= !(w->rmdirs = calloc(n + 1, sizeof(char *)));
+    for (size_t i = 0; !oom && i < n; i++)
+        oom |= !(w->rmdirs[i] = strdup(sb->priv->cgroups_created[i]));
+    if (oom || uv_queue_work(op->svc->loop, &w->req, side_run, side_done) < 0) {
+        for (int i = 0; i < 3; i++)
+            free(w->umounts[i]);
+        strv_free(w->rmdirs);
+        free(w);
+        return;
+    }
+    op->svc->inflight++;
+    op->sync_pending = true;
+    /* Already taken care of: teardown_local's checks find nothing left. */
+    sb->priv->shm_mounted = false;
+}
+
 static void on_hook_done(void *cb_data, int rc, cric_error *err)
 {
     struct sb_op *op = cb_data;
@@ -859,9 +1054,13 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
     bool remove = op->kind == OP_REMOVE;
     cric_error *e = NULL;
     for (;;) {
+        if (op->sync_pending) {
+            op->sync_waiting = true;
+            return;
+        }
         if (op->err) {
             /* Keep what is left so that a retry can finish the job. */
-            sb__record_save(svc, sb, false, NULL);
+            sb__record_save(svc, sb, NULL);
             op_finish(op, sb);
             return;
         }
@@ -888,6 +1087,8 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
                 op_fail(op, e);
                 continue;
             }
+            if (remove)
+                start_side_teardown(op, sb);
             return;
         case 3:
             continue;
@@ -903,7 +1104,7 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
                 sb->state = CRIC_SANDBOX_NOTREADY;
             }
             if (!remove) {
-                if (sb__record_save(svc, sb, false, &e) < 0)
+                if (sb__record_save(svc, sb, &e) < 0)
                     op_fail(op, e);
                 else
                     op_finish(op, sb);
@@ -935,6 +1136,7 @@ static void op_start(struct sb_op *op)
     struct cric_sandbox *sb = find_exact(op->svc, op->id);
     sb->priv->busy = true;
     op->step = 0;
+    op->spawn_start = cric_child_spawn_ns();
     op_step(op);
 }
 
@@ -947,6 +1149,7 @@ static void enqueue_teardown(struct cric_sandbox_service *svc, enum op_kind kind
     if (r == -ENOENT) {
         cric_error_free(e);
         svc->last_child_ns = 0;
+        svc->last_spawn_ns = 0;
         if (done)
             done(data, 0, NULL, id);
         return;
