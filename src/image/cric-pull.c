@@ -32,7 +32,13 @@
 #define PROGRESS_STEP (4u << 20)
 
 static int exit_code = 1;
-static uint64_t last_progress;
+
+/* Bytes last reported per layer (keyed by the descriptor's digest pointer,
+ * stable for the pull). */
+static struct {
+    const char *digest;
+    uint64_t last;
+} reported[64];
 
 static void emit(yajl_gen g)
 {
@@ -61,10 +67,18 @@ static void emit_error(int code, const char *msg)
 
 static void on_progress(void *data, const char *digest, uint64_t bytes, uint64_t total)
 {
-    /* A line per few MiB: enough for a progress display, cheap for cricd. */
-    if (bytes != total && bytes - last_progress < PROGRESS_STEP && bytes >= last_progress)
-        return;
-    last_progress = bytes == total ? 0 : bytes;
+    /* A line per few MiB of each layer: enough for a progress display,
+     * cheap for cricd. */
+    size_t i = 0;
+    while (i < ARRAY_SIZE(reported) && reported[i].digest && reported[i].digest != digest)
+        i++;
+    if (i < ARRAY_SIZE(reported)) {
+        if (!reported[i].digest)
+            reported[i].digest = digest;
+        else if (bytes != total && bytes >= reported[i].last && bytes - reported[i].last < PROGRESS_STEP)
+            return;
+        reported[i].last = bytes;
+    }
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
     cric__gen_str(g, "progress");

@@ -41,7 +41,7 @@ struct cric_image_store {
     unsigned trash_seq;
     bool shared;      /* opened by a cric-pull helper: see cric_image_store_open_shared */
     unsigned pulls;   /* pull helpers running: unused layers and blobs are kept */
-    int trash_seq_pid; /* argument of cric_image_store_sweep_pid for keep_other_pid */
+    int sweep_pid;    /* cric_image_store_sweep_pid's pid, for keep_other_pid */
 };
 
 static const char *hex_of(const char *digest) { return strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest; }
@@ -493,13 +493,13 @@ unsigned cric_image_store_pulls_end(struct cric_image_store *s)
 static bool keep_other_pid(struct cric_image_store *s, const char *name)
 {
     char pfx[32];
-    int n = snprintf(pfx, sizeof(pfx), "%d-", (int)s->trash_seq_pid);
+    int n = snprintf(pfx, sizeof(pfx), "%d-", (int)s->sweep_pid);
     return strncmp(name, pfx, (size_t)n) != 0;
 }
 
 unsigned cric_image_store_sweep_pid(struct cric_image_store *s, int pid)
 {
-    s->trash_seq_pid = pid;
+    s->sweep_pid = pid;
     return sweep_dir(s, s->tmp, keep_other_pid);
 }
 
