@@ -123,6 +123,7 @@ struct cshim_args {
     const char *id, *bundle, *runtime, *runtime_root, *log_path, *state_dir, *exits_dir;
     uint64_t log_size_max;
     bool terminal, stdin_open, exec_mode;
+    bool start; /* `runtime run --detach`: create and start in one runtime process */
     int sync_fd;
     /* exec mode */
     const char *process_path;
@@ -131,7 +132,7 @@ struct cshim_args {
     size_t output_max;
 };
 
-/** Runtime argv for create/exec; returns count.  Fills argv (cap entries). */
+/** Runtime argv for create/run/exec; returns count.  Fills argv (cap entries). */
 int cshim_runtime_argv(const struct cshim_args *a, const char *verb, char **argv, size_t cap, char bufs[][PATH_MAX]);
 /** Pulls a readable message out of the runtime's JSON log (last error line). */
 void cshim_runtime_error(const char *log_path, char *out, size_t cap);

@@ -46,7 +46,11 @@ struct ctr {
     struct ctr_waiter *exit_waiters;
     uv_timer_t *stop_timer;   /* owned; freed in its close callback */
     bool kill_sent;
-    bool runtime_deleted;     /* `runtime delete` done after the exit (in memory only) */
+    bool runtime_deleted;     /* no runtime state: deleted after the exit, or never
+                               * launched (created, not started); in memory only */
+    bool starting;            /* StartContainer's shim launch under way */
+    bool stop_pending;        /* a stop arrived while starting: begins once started */
+    int64_t stop_pending_timeout;
     /* Remove in progress. */
     bool removing;
     struct ctr_waiter *remove_waiters;

@@ -155,7 +155,7 @@ void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex)
         cric__ctr_save(c, NULL);
         /* Free the runtime's state (and cgroup) now, as containerd does
          * with its task, so that RemoveContainer has less to do. */
-        if (!c->removing)
+        if (!c->removing && !c->runtime_deleted)
             rt_run(c, (const char *[]){"delete", c->id, NULL}, deleted_after_exit, NULL);
     }
     cric_shim_exit_forget(svc->exits_dir, c->id, NULL);
@@ -164,51 +164,6 @@ void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex)
 }
 
 /* ---- create ---- */
-
-struct create_op {
-    struct ctr *c;
-    cric_container_done_fn done;
-    void *data;
-    cric_error *err; /* failure being reported after cleanup */
-};
-
-static void create_failed_cleaned(void *data, int rc, const cric_error *err, const char *id)
-{
-    (void)rc;
-    (void)err;
-    struct create_op *op = data;
-    op->done(op->data, op->err->code, op->err, id);
-    cric_error_free(op->err);
-    free(op);
-}
-
-static void launch_done(int pid, const cric_error *err, void *data)
-{
-    struct create_op *op = data;
-    struct ctr *c = op->c;
-    struct cric_container_service *svc = c->svc;
-    if (pid > 0 && !c->gone) {
-        c->pid = pid;
-        c->state = CTR_CREATED;
-        cric_error *serr = NULL;
-        int r = cric__ctr_save(c, &serr);
-        if (r == 0) {
-            op->done(op->data, 0, NULL, c->id);
-            free(op);
-            cric__ctr_unref(c);
-            cric__svc_release(svc);
-            return;
-        }
-        op->err = serr;
-    } else {
-        cric_error_new(&op->err, err && err->code < 0 ? err->code : -EIO, "create container %s: %s", c->id,
-                       err ? err->msg : "runtime failed");
-    }
-    c->state = CTR_CREATING;
-    cric__ctr_remove(c, create_failed_cleaned, op);
-    cric__ctr_unref(c);
-    cric__svc_release(svc);
-}
 
 static int random_id(char out[65])
 {
@@ -355,6 +310,7 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         return cric_error_sys(err, r, "container ID");
     }
     c->state = CTR_CREATING;
+    c->runtime_deleted = true; /* nothing in the runtime until StartContainer */
     c->created_at = cric__now_ns();
     c->sandbox_id = strdup(sb_id);
     c->image_name = strdup(cfg->image->image);
@@ -406,8 +362,7 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
     char *json = NULL;
     char **sysctls = NULL;
     if ((r = cric_mkdir_p(c->dir, 0700, err)) < 0 || (r = pack_config(cfg, c->dir, err)) < 0 ||
-        (r = log_path_for(svc, sb, cfg, c->id, &c->log_path, err)) < 0 || (r = cric__ctr_save(c, err)) < 0 ||
-        (r = cric_mkdir_p(c->runtime_root, 0700, err)) < 0 || (r = cric__rootfs_mount(c->dir, layers, err)) < 0)
+        (r = log_path_for(svc, sb, cfg, c->id, &c->log_path, err)) < 0 || (r = cric_mkdir_p(c->runtime_root, 0700, err)) < 0 || (r = cric__rootfs_mount(c->dir, layers, err)) < 0)
         goto fail;
 
     {
@@ -454,40 +409,17 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         c->stop_signal = info.stop_signal;
         char path[4096];
         snprintf(path, sizeof(path), "%s/config.json", c->dir);
-        if ((r = cric_write_file_atomic(path, json, strlen(json), 0600, err)) < 0 || (r = cric__ctr_save(c, err)) < 0)
+        if ((r = cric_write_file_atomic(path, json, strlen(json), 0600, err)) < 0)
             goto fail;
     }
-    {
-        struct create_op *op = calloc(1, sizeof(*op));
-        if (!op) {
-            r = cric_error_sys(err, -ENOMEM, "CreateContainer");
-            goto fail;
-        }
-        op->c = c;
-        op->done = done;
-        op->data = data;
-        struct cric_shim_opts so = {
-            .id = c->id,
-            .bundle = c->dir,
-            .runtime = c->runtime,
-            .runtime_root = c->runtime_root,
-            .state_dir = c->state_dir,
-            .exits_dir = svc->exits_dir,
-            .log_path = c->log_path[0] ? c->log_path : NULL,
-            .log_size_max = svc->cfg ? svc->cfg->containers_log_size_max : 0,
-            .terminal = cfg->tty,
-            .stdin_open = cfg->stdin,
-            .shim_path = svc->shim_path,
-        };
-        cric__ctr_ref(c);
-        cric__svc_hold(svc);
-        if ((r = cric_shim_launch(svc->loop, &so, launch_done, op, err)) < 0) {
-            cric__ctr_unref(c);
-            cric__svc_release(svc);
-            free(op);
-            goto fail;
-        }
+    /* No process yet (CRI allows it): StartContainer launches the shim,
+     * which creates and starts in one runtime call. */
+    c->state = CTR_CREATED;
+    if ((r = cric__ctr_save(c, err)) < 0) {
+        c->state = CTR_CREATING;
+        goto fail;
     }
+    done(data, 0, NULL, c->id);
     cric_spec_info_free(&info);
     free(json);
     cric__spec_strv_free(sysctls);
@@ -506,19 +438,38 @@ fail:
 /* ---- start ---- */
 
 struct start_op {
+    struct ctr *c;
     cric_container_done_fn done;
     void *data;
 };
 
+static void ctr_stop_begin(struct ctr *c, int64_t timeout_s);
+
+static void start_finish(struct start_op *op, int r, const cric_error *err)
+{
+    struct ctr *c = op->c;
+    c->starting = false;
+    op->done(op->data, r, err, c->id);
+    if (c->stop_pending) {
+        c->stop_pending = false;
+        if (c->state == CTR_EXITED)
+            cric__waiters_fire(&c->exit_waiters, 0, NULL, c->id);
+        else
+            ctr_stop_begin(c, c->stop_pending_timeout);
+    }
+    free(op);
+}
+
+/* Legacy path: a container created (by `runtime create`) before this
+ * version's deferred creation. */
 static void start_k(struct ctr *c, const struct cric_runtime_result *res, void *arg)
 {
     struct start_op *op = arg;
     if (res->status != 0) {
         cric_error *err = NULL;
         rt_error(&err, res, "start", c->id);
-        op->done(op->data, err->code, err, c->id);
+        start_finish(op, err->code, err);
         cric_error_free(err);
-        free(op);
         return;
     }
     if (!c->started_at)
@@ -527,9 +478,54 @@ static void start_k(struct ctr *c, const struct cric_runtime_result *res, void *
         c->state = CTR_RUNNING;
     cric_error *err = NULL;
     int r = cric__ctr_save(c, &err);
-    op->done(op->data, r, err, c->id);
+    start_finish(op, r, err);
     cric_error_free(err);
-    free(op);
+}
+
+static void start_failed_deleted(struct ctr *c, const struct cric_runtime_result *res, void *arg)
+{
+    (void)res;
+    (void)arg;
+    c->runtime_deleted = true;
+}
+
+static void launch_done(int pid, const cric_error *lerr, void *data)
+{
+    struct start_op *op = data;
+    struct ctr *c = op->c;
+    struct cric_container_service *svc = c->svc;
+    cric_error *err = NULL;
+    int r = 0;
+    if (pid > 0) {
+        c->pid = pid;
+        if (!c->started_at)
+            c->started_at = cric__now_ns();
+        /* The exit may already have been seen (a container that ends at once). */
+        if (c->state == CTR_CREATED)
+            c->state = CTR_RUNNING;
+        r = cric__ctr_save(c, &err);
+    } else {
+        r = cric_error_new(&err, lerr && lerr->code < 0 ? lerr->code : -EIO, "start container %s: %s", c->id,
+                           lerr ? lerr->msg : "runtime failed");
+        /* As containerd: a container that failed to start is exited,
+         * code 128, reason StartError. */
+        if (c->state == CTR_CREATED) {
+            c->state = CTR_EXITED;
+            c->finished_at = cric__now_ns();
+            c->exit_code = 128;
+            free(c->reason);
+            c->reason = strdup("StartError");
+            free(c->message);
+            c->message = strdup(err->msg);
+            cric__ctr_save(c, NULL);
+        }
+        /* A run that timed out may still finish: make sure nothing stays. */
+        rt_run(c, (const char *[]){"delete", "--force", c->id, NULL}, start_failed_deleted, NULL);
+    }
+    start_finish(op, r, err);
+    cric_error_free(err);
+    cric__ctr_unref(c);
+    cric__svc_release(svc);
 }
 
 void cric_container_start(struct cric_container_service *svc, const char *id, cric_container_done_fn done, void *data)
@@ -539,8 +535,11 @@ void cric_container_start(struct cric_container_service *svc, const char *id, cr
     if (c && c->state != CTR_CREATED)
         cric_error_new(&err, -EBUSY, "container %s is %s, not created", c->id,
                        c->state == CTR_CREATING ? "being created" : c->state == CTR_RUNNING ? "running" : "exited");
-    if (c && c->removing && !err)
+    if (c && !err && c->removing)
         cric_error_new(&err, -EBUSY, "container %s is being removed", c->id);
+    /* A shim already there: a start cricd did not live to record. */
+    if (c && !err && (c->starting || (c->pid <= 0 && cric_shim_is_alive(c->state_dir))))
+        cric_error_new(&err, -EBUSY, "container %s is being started", c->id);
     struct start_op *op = err ? NULL : calloc(1, sizeof(*op));
     if (!err && !op)
         cric_error_sys(&err, -ENOMEM, "StartContainer");
@@ -549,9 +548,38 @@ void cric_container_start(struct cric_container_service *svc, const char *id, cr
         cric_error_free(err);
         return;
     }
+    op->c = c;
     op->done = done;
     op->data = data;
-    rt_run(c, (const char *[]){"start", c->id, NULL}, start_k, op);
+    c->starting = true;
+    if (c->pid > 0) {
+        rt_run(c, (const char *[]){"start", c->id, NULL}, start_k, op);
+        return;
+    }
+    struct cric_shim_opts so = {
+        .id = c->id,
+        .bundle = c->dir,
+        .runtime = c->runtime,
+        .runtime_root = c->runtime_root,
+        .state_dir = c->state_dir,
+        .exits_dir = svc->exits_dir,
+        .log_path = c->log_path[0] ? c->log_path : NULL,
+        .log_size_max = svc->cfg ? svc->cfg->containers_log_size_max : 0,
+        .terminal = c->config->tty,
+        .stdin_open = c->config->stdin,
+        .start = true,
+        .shim_path = svc->shim_path,
+    };
+    c->runtime_deleted = false;
+    cric__ctr_ref(c);
+    cric__svc_hold(svc);
+    if (cric_shim_launch(svc->loop, &so, launch_done, op, &err) < 0) {
+        c->runtime_deleted = true;
+        cric__ctr_unref(c);
+        cric__svc_release(svc);
+        start_finish(op, err->code, err);
+        cric_error_free(err);
+    }
 }
 
 /* ---- stop ---- */
@@ -563,11 +591,23 @@ static void ignore_k(struct ctr *c, const struct cric_runtime_result *res, void 
     (void)arg;
 }
 
+/* A kill the runtime refused with no shim left: nothing will ever report
+ * an exit, so do not wait the grace period for it. */
+static void kill_k(struct ctr *c, const struct cric_runtime_result *res, void *arg)
+{
+    (void)arg;
+    if (res->status != 0 && c->stop_timer && c->state != CTR_EXITED && !c->starting &&
+        !cric_shim_is_alive(c->state_dir)) {
+        struct cric_shim_exit ex = {.status = 137, .exited_at_ns = cric__now_ns()};
+        cric__ctr_on_exit(c, &ex);
+    }
+}
+
 static void send_kill(struct ctr *c)
 {
     c->kill_sent = true;
     /* --all: in a pod-wide pid namespace the init's death kills nothing else. */
-    rt_run(c, (const char *[]){"kill", "--all", c->id, "KILL", NULL}, ignore_k, NULL);
+    rt_run(c, (const char *[]){"kill", "--all", c->id, "KILL", NULL}, kill_k, NULL);
 }
 
 static void stop_timer_fired(uv_timer_t *t)
@@ -595,7 +635,6 @@ static void stop_timer_fired(uv_timer_t *t)
 
 static void ctr_stop(struct ctr *c, int64_t timeout_s, cric_container_done_fn done, void *data)
 {
-    struct cric_container_service *svc = c->svc;
     if (c->state == CTR_EXITED) {
         if (done)
             done(data, 0, NULL, c->id);
@@ -617,6 +656,25 @@ static void ctr_stop(struct ctr *c, int64_t timeout_s, cric_container_done_fn do
         cric_error_free(err);
         return;
     }
+    if (c->starting) {
+        /* Nothing to signal before the runtime has made the process. */
+        if (!c->stop_pending || timeout_s < c->stop_pending_timeout)
+            c->stop_pending_timeout = timeout_s;
+        c->stop_pending = true;
+        return;
+    }
+    if (c->state == CTR_CREATED && c->runtime_deleted) {
+        /* Never started: no process to signal; it ends as killed. */
+        struct cric_shim_exit ex = {.status = 137, .exited_at_ns = cric__now_ns()};
+        cric__ctr_on_exit(c, &ex);
+        return;
+    }
+    ctr_stop_begin(c, timeout_s);
+}
+
+static void ctr_stop_begin(struct ctr *c, int64_t timeout_s)
+{
+    struct cric_container_service *svc = c->svc;
     if (timeout_s == 0 && svc->cfg && svc->cfg->containers_stop_timeout)
         timeout_s = (int64_t)svc->cfg->containers_stop_timeout;
     bool immediate = timeout_s <= 0 || c->state == CTR_CREATED;
@@ -747,7 +805,7 @@ void cric__ctr_remove(struct ctr *c, cric_container_done_fn done, void *data)
     if (c->removing)
         return;
     c->removing = true;
-    if (c->state == CTR_CREATED || c->state == CTR_RUNNING) {
+    if ((c->state == CTR_CREATED && (!c->runtime_deleted || c->starting)) || c->state == CTR_RUNNING) {
         cric__ctr_ref(c);
         ctr_stop(c, -1, remove_after_stop, c);
         return;

@@ -346,6 +346,13 @@ static void recover(struct ctr *c)
         cric__ctr_on_exit(c, &st.ex);
         break;
     case CRIC_SHIM_LOST: {
+        if (c->state == CTR_CREATED && c->pid <= 0) {
+            /* Created, never started (or its start died with cricd before
+             * the shim got going): still created, nothing in the runtime. */
+            c->runtime_deleted = true;
+            cric_rm_rf(c->state_dir, NULL);
+            break;
+        }
         /* The monitor is gone with no exit record: the container's output
          * and exit code are lost.  Say so rather than pretend it runs. */
         struct cric_shim_exit ex = {.status = 255, .exited_at_ns = cric__now_ns()};

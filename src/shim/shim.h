@@ -32,16 +32,18 @@ struct cric_shim_opts {
     uint64_t log_size_max;    /* bytes; the log is truncated when it would pass this; 0 = no cap */
     bool terminal;            /* allocate a pty (runtime --console-socket) */
     bool stdin_open;          /* keep a stdin pipe the attach socket can write to */
+    bool start;               /* `runtime run --detach`: the container is started, not just created */
     const char *shim_path;    /* NULL = cric_helper_path("cric-shim") */
     unsigned timeout_ms;      /* until the shim reports; 0 = 130 s (the shim gives create 120 s) */
 };
 
 /** Called once.  On success pid > 0 is the container's pid (created, not
- * started) and err is NULL; on failure pid is 0 and err (borrowed, valid
+ * started, unless opts.start) and err is NULL; on failure pid is 0 and err (borrowed, valid
  * during the call) carries the runtime's own error text. */
 typedef void (*cric_shim_launch_cb)(int pid, const cric_error *err, void *data);
 
-/** Spawns cric-shim for o, which detaches and runs `<runtime> create`.
+/** Spawns cric-shim for o, which detaches and runs `<runtime> create`
+ * (`<runtime> run --detach` with o->start).
  * Returns 0 (cb will be called) or -errno with *err set (cb never called).
  * The strings in o are copied.  After a failure the caller should still run
  * `<runtime> delete -f <id>`: a create that timed out may finish later. */
