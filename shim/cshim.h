@@ -88,6 +88,7 @@ struct cshim_srv {
     bool stdin_is_pty;
     bool stdin_watch;          /* EPOLLOUT registered on stdin_fd */
     int pty_fd;                /* pty master for resize, -1 if none */
+    pid_t container;           /* the container's init until reaped, else 0 (SIGNAL) */
     struct cshim_logw *logw;
     struct cshim_client clients[CSHIM_CLIENTS_MAX];
 };

@@ -335,6 +335,7 @@ static void reap(struct shim *s, int *exit_status, int64_t *exited_at)
     pid_t p;
     while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
         if (p == s->container && *exit_status < 0) {
+            s->srv.container = 0;
             *exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             *exited_at = cshim_now_ns();
             s->logw.giving_up = true;
@@ -448,6 +449,7 @@ static int shim_run(struct shim *s, int sync_fd)
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->out_fd[i], &ev);
     }
     cshim_oom_init(&s->oom, s->container);
+    s->srv.container = s->container;
     sync_report(sync_fd, "ok %d\n", (int)s->container);
     if (sync_fd >= 0)
         close(sync_fd);

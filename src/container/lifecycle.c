@@ -133,6 +133,7 @@ static char *termination_message(const Runtime__V1__ContainerConfig *cfg)
 static void deleted_after_exit(struct ctr *c, const struct cric_runtime_result *res, void *arg)
 {
     (void)arg;
+    c->deleting = false;
     if (res->status == 0)
         c->runtime_deleted = true;
 }
@@ -155,8 +156,10 @@ void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex)
         cric__ctr_save(c, NULL);
         /* Free the runtime's state (and cgroup) now, as containerd does
          * with its task, so that RemoveContainer has less to do. */
-        if (!c->removing && !c->runtime_deleted)
+        if (!c->removing && !c->runtime_deleted) {
+            c->deleting = true;
             rt_run(c, (const char *[]){"delete", c->id, NULL}, deleted_after_exit, NULL);
+        }
     }
     cric_shim_exit_forget(svc->exits_dir, c->id, NULL);
     stop_timer_cancel(c);
@@ -175,7 +178,8 @@ static int random_id(char out[65])
     return 0;
 }
 
-static int pack_config(const Runtime__V1__ContainerConfig *cfg, const char *dir, cric_error **err)
+static int pack_config(struct cric_container_service *svc, const Runtime__V1__ContainerConfig *cfg, const char *dir,
+                       cric_error **err)
 {
     size_t len = protobuf_c_message_get_packed_size(&cfg->base);
     _cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
@@ -184,7 +188,7 @@ static int pack_config(const Runtime__V1__ContainerConfig *cfg, const char *dir,
     protobuf_c_message_pack(&cfg->base, buf);
     char path[4096];
     snprintf(path, sizeof(path), "%s/config.pb", dir);
-    return cric_write_file_atomic(path, buf, len, 0600, err);
+    return cric__ctr_write(svc, path, buf, len, err);
 }
 
 static char *join_path(const char *a, const char *b)
@@ -361,7 +365,7 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
     struct cric_spec_info info = {0};
     char *json = NULL;
     char **sysctls = NULL;
-    if ((r = cric_mkdir_p(c->dir, 0700, err)) < 0 || (r = pack_config(cfg, c->dir, err)) < 0 ||
+    if ((r = cric_mkdir_p(c->dir, 0700, err)) < 0 || (r = pack_config(svc, cfg, c->dir, err)) < 0 ||
         (r = log_path_for(svc, sb, cfg, c->id, &c->log_path, err)) < 0 || (r = cric_mkdir_p(c->runtime_root, 0700, err)) < 0 || (r = cric__rootfs_mount(c->dir, layers, err)) < 0)
         goto fail;
 
@@ -409,7 +413,7 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         c->stop_signal = info.stop_signal;
         char path[4096];
         snprintf(path, sizeof(path), "%s/config.json", c->dir);
-        if ((r = cric_write_file_atomic(path, json, strlen(json), 0600, err)) < 0)
+        if ((r = cric__ctr_write(svc, path, json, strlen(json), err)) < 0)
             goto fail;
     }
     /* No process yet (CRI allows it): StartContainer launches the shim,
@@ -633,6 +637,24 @@ static void stop_timer_fired(uv_timer_t *t)
     cric_error_free(err);
 }
 
+static void rt_kill(struct ctr *c, int sig)
+{
+    char s[16];
+    snprintf(s, sizeof(s), "%d", sig);
+    rt_run(c, (const char *[]){"kill", c->id, s, NULL}, ignore_k, NULL);
+}
+
+static void signalled(const cric_error *err, void *data)
+{
+    struct ctr *c = data;
+    struct cric_container_service *svc = c->svc;
+    /* ESRCH: it has exited already (its exit record is on the way). */
+    if (err && err->code != -ESRCH && c->state != CTR_EXITED && !c->gone && !svc->closing)
+        rt_kill(c, c->stop_signal > 0 ? c->stop_signal : SIGTERM);
+    cric__ctr_unref(c);
+    cric__svc_release(svc);
+}
+
 static void ctr_stop(struct ctr *c, int64_t timeout_s, cric_container_done_fn done, void *data)
 {
     if (c->state == CTR_EXITED) {
@@ -703,9 +725,16 @@ static void ctr_stop_begin(struct ctr *c, int64_t timeout_s)
         send_kill(c);
         uv_timer_start(c->stop_timer, stop_timer_fired, KILL_GRACE_MS, 0);
     } else {
-        char sig[16];
-        snprintf(sig, sizeof(sig), "%d", c->stop_signal > 0 ? c->stop_signal : SIGTERM);
-        rt_run(c, (const char *[]){"kill", c->id, sig, NULL}, ignore_k, NULL);
+        /* Through the shim (no runtime process); the runtime if the shim
+         * cannot (an older shim). */
+        int sig = c->stop_signal > 0 ? c->stop_signal : SIGTERM;
+        cric__ctr_ref(c);
+        cric__svc_hold(svc);
+        if (cric_shim_signal(svc->loop, c->state_dir, sig, signalled, c, NULL) < 0) {
+            cric__ctr_unref(c);
+            cric__svc_release(svc);
+            rt_kill(c, sig);
+        }
         uint64_t ms = (uint64_t)timeout_s * 1000;
         uv_timer_start(c->stop_timer, stop_timer_fired, ms, 0);
     }
@@ -783,7 +812,9 @@ static void remove_after_stop(void *data, int rc, const cric_error *err, const c
         c->removing = false;
         cric__waiters_fire(&c->remove_waiters, rc, err, c->id);
     } else if (!c->gone) {
-        if (c->runtime_deleted) {
+        /* An after-exit delete under way finishes on its own: the files
+         * removed here are not the runtime's. */
+        if (c->runtime_deleted || c->deleting) {
             struct cric_runtime_result res = {.status = 0, .out = (char *)"", .err = (char *)""};
             remove_deleted(c, &res, NULL);
         } else {
@@ -810,7 +841,7 @@ void cric__ctr_remove(struct ctr *c, cric_container_done_fn done, void *data)
         ctr_stop(c, -1, remove_after_stop, c);
         return;
     }
-    if (c->runtime_deleted) {
+    if (c->runtime_deleted || c->deleting) {
         struct cric_runtime_result res = {.status = 0, .out = (char *)"", .err = (char *)""};
         remove_deleted(c, &res, NULL);
         return;

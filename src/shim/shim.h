@@ -117,6 +117,11 @@ int cric_shim_reopen_log(uv_loop_t *loop, const char *state_dir, cric_shim_ctl_c
 /** Resizes the container's terminal. */
 int cric_shim_resize(uv_loop_t *loop, const char *state_dir, unsigned rows, unsigned cols, cric_shim_ctl_cb cb,
                      void *data, cric_error **err);
+/** Sends sig to the container's init through its shim (its parent, so no
+ * pid-reuse race).  -ESRCH once the init has exited; -EINVAL from a shim
+ * that predates the request. */
+int cric_shim_signal(uv_loop_t *loop, const char *state_dir, int sig, cric_shim_ctl_cb cb, void *data,
+                     cric_error **err);
 /** Closes the container's stdin (EOF on a pipe, ^D on a terminal). */
 int cric_shim_close_stdin(uv_loop_t *loop, const char *state_dir, cric_shim_ctl_cb cb, void *data,
                           cric_error **err);
