@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Pull + unpack of a ~100 MB multi-layer image from a local docker-registry:
 cricd vs Debian's containerd (CRI plugin), both driven by cricctl.  Prints
-MB/s (of compressed blobs) and the daemon's peak RSS (VmHWM).  Asserts
+MB/s (of compressed blobs) and the daemon's peak RSS (VmHWM), and that of
+its cric-pull helper (sampled).  Asserts
 nothing.  Usage: image-bench.py BUILDDIR SRCDIR [MB]"""
 import json
 import os
@@ -59,6 +60,36 @@ def peak_rss_kib(pid):
     return 0
 
 
+class HelperPeak:
+    """Samples the peak RSS (VmHWM) of cricd's cric-pull children while a
+    pull runs (they exit with the pull, so poll)."""
+
+    def __init__(self, pid):
+        import threading
+        self.pid, self.kib, self.stop = pid, 0, threading.Event()
+        self.t = threading.Thread(target=self.run)
+        self.t.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                for t in os.listdir("/proc/%d/task" % self.pid):
+                    with open("/proc/%d/task/%s/children" % (self.pid, t)) as f:
+                        for k in f.read().split():
+                            try:
+                                self.kib = max(self.kib, peak_rss_kib(int(k)))
+                            except OSError:
+                                pass
+            except OSError:
+                pass
+            time.sleep(0.02)
+
+    def done(self):
+        self.stop.set()
+        self.t.join()
+        return self.kib
+
+
 def wait_sock(path, proc, what):
     deadline = time.time() + 30
     while not os.path.exists(path):
@@ -87,12 +118,14 @@ def bench_cricd(reg, ref, blob_mb):
         try:
             wait_sock(sock, proc, "cricd")
             idle = peak_rss_kib(proc.pid)
+            helper = HelperPeak(proc.pid)
             secs, p = pull(sock, ref)
+            helper_kib = helper.done()
             if p.returncode:
                 print("cricd: pull failed: " + p.stderr.strip())
                 return
-            print("cricd:      %6.2f s  %7.1f MB/s  peak RSS %6.1f MiB (idle %.1f MiB)"
-                  % (secs, blob_mb / secs, peak_rss_kib(proc.pid) / 1024, idle / 1024))
+            print("cricd:      %6.2f s  %7.1f MB/s  peak RSS %6.1f MiB (idle %.1f MiB); cric-pull peak RSS %.1f MiB"
+                  % (secs, blob_mb / secs, peak_rss_kib(proc.pid) / 1024, idle / 1024, helper_kib / 1024))
         finally:
             proc.terminate()
             proc.wait()

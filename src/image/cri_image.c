@@ -1,5 +1,5 @@
 /* ImageService: PullImage, ListImages, ImageStatus, RemoveImage, ImageFsInfo.
- * Thin handlers over the store (store.c) and the puller (pull.c). */
+ * Thin handlers over the store (store.c) and the pull helpers (pullproc.c). */
 #include "config.h"
 
 #include <errno.h>
@@ -10,15 +10,16 @@
 #include "api.pb-c.h"
 #include "cri/cri.h"
 #include "image/cri_image.h"
-#include "image/pull.h"
+#include "image/pullproc.h"
 #include "image/store.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 #include "util/log.h"
 
 struct cric_image_service {
     cricd *d;
     struct cric_image_store *store;
-    struct cric_puller *puller;
+    struct cric_pullproc *puller;
 };
 
 #define IMAGE_PATH(m) "/runtime.v1.ImageService/" m
@@ -160,7 +161,7 @@ static void on_pull(cric_call *call, const ProtobufCMessage *msg, void *ctx)
     clock_gettime(CLOCK_MONOTONIC, &pc->start);
     LOG_DEBUG("pulling image '%s'%s", ref, req->auth ? " with credentials" : "");
     cric_error *err = NULL;
-    if (cric_puller_pull(s->puller, ref, &auth, pull_done, NULL, pc, &err) < 0) {
+    if (cric_pullproc_pull(s->puller, ref, &auth, pull_done, NULL, pc, &err) < 0) {
         cric_call_fail_error(call, err);
         cric_error_free(err);
         free(pc->ref);
@@ -339,7 +340,11 @@ int cri_image_init(cricd *d, cric_error **err)
         goto fail;
     if ((r = cric_image_store_set_pinned(s->store, d->cfg->images_pinned, err)) < 0)
         goto fail;
-    if ((r = cric_puller_new(d->loop, s->store, d->cfg, &s->puller, err)) < 0)
+    char *helper = cric_helper_path("cric-pull");
+    r = helper ? cric_pullproc_new(d->loop, s->store, d->cfg, helper, &s->puller, err)
+               : cric_error_sys(err, -ENOMEM, "image service");
+    free(helper);
+    if (r < 0)
         goto fail;
     static const struct {
         const char *path;
@@ -361,7 +366,7 @@ int cri_image_init(cricd *d, cric_error **err)
     return 0;
 fail:
     if (s->puller) {
-        cric_puller_close(s->puller, service_free, s);
+        cric_pullproc_close(s->puller, service_free, s);
         return r;
     }
     service_free(s);
@@ -373,9 +378,9 @@ void cri_image_fini(cricd *d)
     struct cric_image_service *s = d->images;
     if (!s)
         return;
-    /* Pulls in flight fail now; the puller frees itself (then the store) once
-     * its handles and thread-pool jobs are done: the daemon keeps running the
-     * loop after fini. */
+    /* Pulls in flight fail now (their helpers are killed); the puller frees
+     * itself (then the store) once the helpers' handles are closed: the
+     * daemon keeps running the loop after fini. */
     d->images = NULL;
-    cric_puller_close(s->puller, service_free, s);
+    cric_pullproc_close(s->puller, service_free, s);
 }

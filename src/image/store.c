@@ -39,6 +39,9 @@ struct cric_image_store {
     struct layer_hold *holds;
     size_t n_holds;
     unsigned trash_seq;
+    bool shared;      /* opened by a cric-pull helper: see cric_image_store_open_shared */
+    unsigned pulls;   /* pull helpers running: unused layers and blobs are kept */
+    int trash_seq_pid; /* argument of cric_image_store_sweep_pid for keep_other_pid */
 };
 
 static const char *hex_of(const char *digest) { return strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest; }
@@ -163,6 +166,8 @@ static void trash_layer(struct cric_image_store *s, const char *chain_id)
 
 void cric_image_store_release_layer(struct cric_image_store *s, const char *chain_id)
 {
+    /* A helper never deletes layers: another helper may be using one it
+     * added; cricd sweeps unused ones once no pull runs. */
     for (size_t i = 0; i < s->n_holds; i++)
         if (strcmp(s->holds[i].chain_id, chain_id) == 0) {
             if (--s->holds[i].count == 0) {
@@ -171,7 +176,7 @@ void cric_image_store_release_layer(struct cric_image_store *s, const char *chai
             }
             break;
         }
-    if (!layer_referenced(s, chain_id))
+    if (!s->shared && !s->pulls && !layer_referenced(s, chain_id))
         trash_layer(s, chain_id);
 }
 
@@ -317,11 +322,13 @@ static int images_push(struct cric_image_store *s, struct cric_image *img)
 }
 
 /* Removes every entry in dir whose name is not kept by keep(); used at start-up. */
-static void sweep_dir(struct cric_image_store *s, const char *dir, bool (*keep)(struct cric_image_store *, const char *))
+static unsigned sweep_dir(struct cric_image_store *s, const char *dir,
+                          bool (*keep)(struct cric_image_store *, const char *))
 {
+    unsigned moved = 0;
     _cleanup_closedir_ DIR *d = opendir(dir);
     if (!d)
-        return;
+        return 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         if (de->d_name[0] == '.')
@@ -329,9 +336,10 @@ static void sweep_dir(struct cric_image_store *s, const char *dir, bool (*keep)(
         if (keep(s, de->d_name))
             continue;
         _cleanup_free_ char *p = NULL;
-        if (asprintf(&p, "%s/%s", dir, de->d_name) >= 0)
-            move_to_trash(s, p, NULL);
+        if (asprintf(&p, "%s/%s", dir, de->d_name) >= 0 && move_to_trash(s, p, NULL) == 0)
+            moved++;
     }
+    return moved;
 }
 
 static bool keep_nothing(struct cric_image_store *s, const char *name) { return false; }
@@ -375,7 +383,7 @@ static void resolve_tag_conflicts(struct cric_image_store *s)
         }
 }
 
-int cric_image_store_open(const char *root, struct cric_image_store **out, cric_error **err)
+static int store_open(const char *root, bool shared, struct cric_image_store **out, cric_error **err)
 {
     _cleanup_free_ char *dir = NULL;
     if (asprintf(&dir, "%s/images", root) < 0)
@@ -393,9 +401,13 @@ int cric_image_store_open(const char *root, struct cric_image_store **out, cric_
         r = cric_error_sys(err, -errno, "resolve '%s'", dir);
         goto fail;
     }
+    s->shared = shared;
+    /* A helper's trash is its own, under tmp/ with its pid as prefix: cricd
+     * empties it when the helper has exited (see cric_image_store_sweep_pid). */
     if (asprintf(&s->blobs, "%s/blobs/sha256", s->dir) < 0 || asprintf(&s->layers, "%s/layers", s->dir) < 0 ||
         asprintf(&s->records, "%s/records", s->dir) < 0 || asprintf(&s->tmp, "%s/tmp", s->dir) < 0 ||
-        asprintf(&s->trash, "%s/trash", s->dir) < 0) {
+        (shared ? asprintf(&s->trash, "%s/tmp/%d-trash", s->dir, (int)getpid())
+                : asprintf(&s->trash, "%s/trash", s->dir)) < 0) {
         r = cric_error_sys(err, -ENOMEM, "open image store");
         goto fail;
     }
@@ -403,6 +415,10 @@ int cric_image_store_open(const char *root, struct cric_image_store **out, cric_
     for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
         if ((r = cric_mkdir_p(dirs[i], 0700, err)) < 0)
             goto fail;
+    if (shared) {
+        *out = s;
+        return 0;
+    }
     /* Partial downloads and unpacks of an interrupted pull. */
     sweep_dir(s, s->tmp, keep_nothing);
     d = opendir(s->records);
@@ -448,6 +464,43 @@ int cric_image_store_open(const char *root, struct cric_image_store **out, cric_
 fail:
     cric_image_store_free(s);
     return r;
+}
+
+int cric_image_store_open(const char *root, struct cric_image_store **out, cric_error **err)
+{
+    return store_open(root, false, out, err);
+}
+
+int cric_image_store_open_shared(const char *root, struct cric_image_store **out, cric_error **err)
+{
+    return store_open(root, true, out, err);
+}
+
+void cric_image_store_pulls_begin(struct cric_image_store *s)
+{
+    s->pulls++;
+}
+
+unsigned cric_image_store_pulls_end(struct cric_image_store *s)
+{
+    if (--s->pulls)
+        return 0;
+    /* Layers of failed pulls and layers/blobs of images removed while
+     * helpers ran: cheap renames into the trash. */
+    return sweep_dir(s, s->layers, keep_layer) + sweep_dir(s, s->blobs, keep_blob);
+}
+
+static bool keep_other_pid(struct cric_image_store *s, const char *name)
+{
+    char pfx[32];
+    int n = snprintf(pfx, sizeof(pfx), "%d-", (int)s->trash_seq_pid);
+    return strncmp(name, pfx, (size_t)n) != 0;
+}
+
+unsigned cric_image_store_sweep_pid(struct cric_image_store *s, int pid)
+{
+    s->trash_seq_pid = pid;
+    return sweep_dir(s, s->tmp, keep_other_pid);
 }
 
 /* ---- lookup ---- */
@@ -592,6 +645,8 @@ int cric_image_store_set_pinned(struct cric_image_store *s, char *const *refs, c
 
 static void trash_unused_layers(struct cric_image_store *s, char *const *chain_ids)
 {
+    if (s->pulls) /* a running helper may have found them; swept at cric_image_store_pulls_end */
+        return;
     for (size_t i = 0; chain_ids && chain_ids[i]; i++)
         if (!layer_referenced(s, chain_ids[i]))
             trash_layer(s, chain_ids[i]);
@@ -634,7 +689,7 @@ int cric_image_store_remove(struct cric_image_store *s, const char *ref, cric_er
     s->n_images--;
     trash_unused_layers(s, img->chain_ids);
     _cleanup_free_ char *bp = NULL;
-    if (blob_path(s, img->id, &bp) == 0)
+    if (!s->pulls && blob_path(s, img->id, &bp) == 0)
         unlink(bp);
     image_free(img);
     return 0;
@@ -691,7 +746,7 @@ int cric_image_store_commit(struct cric_image_store *s, const struct cric_image_
     img->repo_tags = tags;
     img->repo_digests = digests;
     img->pulled_ns = now_ns();
-    if ((r = record_write(s, img, err)) < 0) {
+    if (!s->shared && (r = record_write(s, img, err)) < 0) {
         img->repo_tags = old_tags;
         img->repo_digests = old_digests;
         img->pulled_ns = old_pulled;
@@ -709,7 +764,7 @@ int cric_image_store_commit(struct cric_image_store *s, const struct cric_image_
     }
     /* The tag moves: other images lose it (their records are rewritten;
      * a crash in between is resolved at open by pulled_ns). */
-    if (c->repo_tag)
+    if (c->repo_tag && !s->shared)
         for (size_t i = 0; i < s->n_images; i++) {
             struct cric_image *o = s->images[i];
             if (o != img && cric__strv_contains(o->repo_tags, c->repo_tag)) {

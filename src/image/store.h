@@ -56,6 +56,26 @@ struct cric_image_store;
 int cric_image_store_open(const char *root, struct cric_image_store **out, cric_error **err);
 void cric_image_store_free(struct cric_image_store *s);
 
+/* ---- several processes: cricd and its cric-pull helpers ----
+ * Helpers add blobs and layers (content-addressed, renamed into place; a
+ * lost race discards the duplicate); only cricd writes records. */
+
+/** Opens the store for a cric-pull helper: creates the directories, loads no
+ * record, cleans nothing; released layers are never deleted (cricd sweeps
+ * them); commit writes no record and moves no tag (it only fills the image
+ * for the helper's answer).  Its trash is tmp/<pid>-trash. */
+int cric_image_store_open_shared(const char *root, struct cric_image_store **out, cric_error **err);
+/** cricd: a helper starts / has finished.  While any runs, RemoveImage
+ * keeps unused layers and config blobs on disk (a helper may have found
+ * them); the last end moves every layer and blob no record or hold uses
+ * into the trash (cheap renames; then run cric_image_store_gc if it returns
+ * non-zero: how many entries it moved). */
+void cric_image_store_pulls_begin(struct cric_image_store *s);
+unsigned cric_image_store_pulls_end(struct cric_image_store *s);
+/** cricd: moves tmp/<pid>-* (partial files of an exited helper) into the
+ * trash; returns how many entries it moved. */
+unsigned cric_image_store_sweep_pid(struct cric_image_store *s, int pid);
+
 /** Looks an image up by ID ("sha256:<hex>", "<hex>", or a unique hex prefix of
  * at least 3 chars), tag ("busybox" = "docker.io/library/busybox:latest") or
  * digest ("repo@sha256:<hex>").  -ENOENT (no error message) when absent;

@@ -167,6 +167,85 @@ def test_sigterm_mid_pull():
     interrupted_pull(signal.SIGTERM)
 
 
+def test_daemon_links_no_pull_libs():
+    """Pulling lives in cric-pull: cricd itself links no libcurl, libarchive
+    or libcrypto (daemon memory); cric-pull does."""
+    import subprocess
+    from harness import BUILDDIR
+    libs = subprocess.run(["ldd", os.path.join(BUILDDIR, "cricd")], capture_output=True, text=True,
+                          check=True).stdout
+    for name in ("libcurl", "libarchive", "libcrypto"):
+        assert name not in libs, libs
+    libs = subprocess.run(["ldd", os.path.join(BUILDDIR, "cric-pull")], capture_output=True, text=True,
+                          check=True).stdout
+    assert "libcurl" in libs and "libarchive" in libs, libs
+
+
+def pull_helpers(pid):
+    """Pids of cricd's cric-pull children."""
+    kids = []
+    for t in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+            kids += [int(k) for k in f.read().split()]
+    out = []
+    for k in kids:
+        try:
+            with open("/proc/%d/comm" % k) as f:
+                if f.read().strip() == "cric-pull":
+                    out.append(k)
+        except OSError:
+            pass
+    return out
+
+
+def test_pull_helper_killed():
+    """Two pulls of one image share one cric-pull; killing it fails both with
+    a clear error, cricd keeps serving and the store is as before."""
+    pb = pb2()
+    import grpc
+    import signal
+    import time
+    liar = cricreg.LyingRegistry()
+    try:
+        stall = cricreg.Image([cricreg.Layer(cricreg.TarBuilder().file("s", os.urandom(300000)).bytes())])
+        ref = liar.add_image("stall:latest", stall)
+        liar.stall.add(stall.layers[0].digest)
+        cfg = json.loads(config())
+        cfg["images"]["registries"].append({"host": liar.host, "insecure": True})
+        with Daemon(config=json.dumps(cfg)) as d:
+            c = d.client()
+            images = os.path.join(d.root, "images")
+
+            def tree():
+                return sorted(os.path.relpath(os.path.join(p, n), images)
+                              for p, ds, fs in os.walk(images) for n in ds + fs)
+            before = tree()
+            call = c.channel.unary_unary("/runtime.v1.ImageService/PullImage",
+                                         request_serializer=lambda m: m.SerializeToString(),
+                                         response_deserializer=pb.PullImageResponse.FromString)
+            futs = [call.future(pb.PullImageRequest(image=spec(ref)), timeout=60) for _ in range(2)]
+            deadline = time.time() + 20
+            while not any(n.endswith(".blob") for n in os.listdir(os.path.join(images, "tmp"))):
+                assert time.time() < deadline, "download never started"
+                time.sleep(0.05)
+            helpers = pull_helpers(d.proc.pid)
+            assert len(helpers) == 1, helpers
+            os.kill(helpers[0], signal.SIGKILL)
+            for f in futs:
+                e = f.exception()
+                assert isinstance(e, grpc.RpcError), e
+                assert "image pull helper exited with signal 9" in e.details(), e.details()
+            assert c.runtime("Version").runtime_name == "cricd"
+            deadline = time.time() + 20
+            while tree() != before:  # the trash is emptied on the thread pool
+                assert time.time() < deadline, set(tree()) ^ set(before)
+                time.sleep(0.05)
+            assert [i.id for i in c.image("ListImages").images] == []
+            c.close()
+    finally:
+        liar.stop()
+
+
 def test_pinned():
     pb = pb2()
     import grpc
@@ -257,7 +336,7 @@ def main():
                                       extra_config={"User": "1000"})
         reg.push_image("other:v1", imgs["other"])
         basic = cricreg.Registry(auth="htpasswd", storage=reg.storage).start()
-        run_tests([test_pull_list_status_remove, test_concurrent_and_restart, test_killed_mid_pull, test_sigterm_mid_pull, test_pinned, test_auth_and_secrets,
+        run_tests([test_pull_list_status_remove, test_concurrent_and_restart, test_killed_mid_pull, test_sigterm_mid_pull, test_pull_helper_killed, test_daemon_links_no_pull_libs, test_pinned, test_auth_and_secrets,
                    test_cricctl])
     finally:
         for r in (reg, basic):
