@@ -22,7 +22,7 @@
 /** Warning to stderr (shim.log), prefixed with a timestamp. */
 void cshim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cshim_write_all(int fd, const void *buf, size_t len);
-/** Atomic write: tmp + fsync + rename.  Returns 0 or -errno. */
+/** Atomic write: tmp + rename (no fsync: state-dir files).  Returns 0 or -errno. */
 int cshim_write_atomic(const char *path, const char *data, size_t len);
 /** Reads at most cap-1 bytes of a small file, NUL-terminated; returns length or -errno. */
 ssize_t cshim_read_small(const char *path, char *buf, size_t cap);
