@@ -40,8 +40,9 @@ static void rt_done(const struct cric_runtime_result *res, void *data)
 }
 
 /* Runs "<runtime> --root <root> args..." ; k runs on completion (also when the
- * spawn failed, with status < 0), so callers have a single path. */
-static void rt_run(struct ctr *c, const char *const *args, rt_k k, void *arg)
+ * spawn failed, with status < 0), so callers have a single path.  nice > 0:
+ * background work at a lower CPU priority. */
+static void rt_run_nice(struct ctr *c, const char *const *args, int nice, rt_k k, void *arg)
 {
     const char *argv[16];
     size_t n = 0;
@@ -62,7 +63,7 @@ static void rt_run(struct ctr *c, const char *const *args, rt_k k, void *arg)
         rc->arg = arg;
         cric__ctr_ref(c);
         cric__svc_hold(c->svc);
-        r = cric_runtime_run(c->svc->loop, argv, RUNTIME_TIMEOUT_MS, rt_done, rc, &err);
+        r = cric_runtime_run_nice(c->svc->loop, argv, RUNTIME_TIMEOUT_MS, nice, rt_done, rc, &err);
         if (r == 0)
             return;
         cric__ctr_unref(c);
@@ -74,6 +75,11 @@ static void rt_run(struct ctr *c, const char *const *args, rt_k k, void *arg)
     cric_error_free(err);
     struct cric_runtime_result res = {.status = r, .err = msg, .err_len = strlen(msg), .out = (char *)""};
     k(c, &res, arg);
+}
+
+static void rt_run(struct ctr *c, const char *const *args, rt_k k, void *arg)
+{
+    rt_run_nice(c, args, 0, k, arg);
 }
 
 /* The runtime's error as a message: "<what> container <id>: <text>". */
@@ -158,7 +164,7 @@ void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex)
          * with its task, so that RemoveContainer has less to do. */
         if (!c->removing && !c->runtime_deleted) {
             c->deleting = true;
-            rt_run(c, (const char *[]){"delete", c->id, NULL}, deleted_after_exit, NULL);
+            rt_run_nice(c, (const char *[]){"delete", c->id, NULL}, 10, deleted_after_exit, NULL);
         }
     }
     cric_shim_exit_forget(svc->exits_dir, c->id, NULL);

@@ -200,6 +200,11 @@ typedef void (*cric_runtime_cb)(const struct cric_runtime_result *res, void *dat
 int cric_runtime_run(uv_loop_t *loop, const char *const *argv, unsigned timeout_ms, cric_runtime_cb cb,
                      void *data, cric_error **err);
 
+/** The same at a lower CPU priority (nice, e.g. 10): for cleanup nobody
+ * waits for, so that it does not slow requests down on a busy machine. */
+int cric_runtime_run_nice(uv_loop_t *loop, const char *const *argv, unsigned timeout_ms, int nice,
+                          cric_runtime_cb cb, void *data, cric_error **err);
+
 /** A one-line message for a failed runtime call: the msg="..." of runc/crun's
  * error line if present, else the trimmed stderr, else "exit status N".
  * Returns a malloc'd string (NULL only on ENOMEM). */
