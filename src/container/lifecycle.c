@@ -795,8 +795,15 @@ static void remove_deleted(struct ctr *c, const struct cric_runtime_result *res,
     if (dirs && (dirs[0] = strdup(c->dir)) && (dirs[1] = strdup(c->state_dir))) {
         cric__ctr_ref(c);
         cric__svc_hold(svc);
-        if (cric__rm_trees(svc->loop, c->dir, dirs, remove_finish, c) == 0)
+        if (cric__rm_trees(svc->loop, c->dir, dirs, remove_finish, c) == 0) {
+            /* Without its record the container is gone (a restart would
+             * finish the removal): answer now; the image layers stay held
+             * until the overlay is unmounted. */
+            cric__waiters_fire(&c->remove_waiters, 0, NULL, c->id);
+            if (!c->gone)
+                cric__ctr_drop(c);
             return;
+        }
         cric__ctr_unref(c);
         cric__svc_release(svc);
     } else {

@@ -74,7 +74,7 @@ def test_lifecycle():
         raise AssertionError("status of removed container")
     except Exception as ex:
         assert "NOT_FOUND" in str(ex) or "not found" in str(ex), ex
-    assert not os.path.exists(os.path.join(e.d.root, "containers", cid))
+    ctrlib.wait_gone(os.path.join(e.d.root, "containers", cid))
     assert time.time() - t0 < 30
 
 
@@ -125,7 +125,7 @@ def test_start_error():
     assert st.state == pb().CONTAINER_EXITED and st.exit_code == 128 and st.reason == "StartError", st
     assert "/no/such/binary" in st.message, st.message
     e.remove(cid)
-    assert not os.path.exists(os.path.join(e.d.root, "containers", cid))
+    ctrlib.wait_gone(os.path.join(e.d.root, "containers", cid))
 
 
 def test_stop_timeout_kill():
