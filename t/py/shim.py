@@ -348,7 +348,13 @@ def test_launcher_killed_nothing_lost():
     assert e.wait("k9") == (7, False)
     recs = parse_log(e.log("k9"))
     assert [d for _, _, d in recs] == [b"line%d" % i for i in range(n)]
-    r = e.drv("status", "--state", e.state("k9"))
+    # The shim exits right after writing the exit record: give it a moment.
+    deadline = time.time() + 10
+    while True:
+        r = e.drv("status", "--state", e.state("k9"))
+        if b"alive=0" in r.stdout or time.time() > deadline:
+            break
+        time.sleep(0.05)
     assert r.stdout.startswith(b"exited ") and b"status=7" in r.stdout and b"alive=0" in r.stdout, r.stdout
 
 
