@@ -135,6 +135,30 @@ def test_start_raced_crash():
     assert e.status(cid).status.exit_code == 0
 
 
+def test_stop_during_start():
+    """A stop arriving while StartContainer runs waits for the start, then
+    stops the container; start and stop both succeed."""
+    e = ENV
+    pod, pcfg = e.run_pod("stopstart", runtime_handler="slowstart")
+    cid = e.create(pod, pcfg, e.ctr_config("s", ["sh", "-c", "trap 'exit 0' TERM; echo began; sleep 100 & wait"]))
+    errs = []
+
+    def starter():
+        try:
+            e.start(cid)
+        except Exception as ex:
+            errs.append(ex)
+    t = threading.Thread(target=starter)
+    t.start()
+    time.sleep(0.5)
+    e.stop(cid, timeout=5)
+    t.join()
+    assert not errs, errs
+    st = e.status(cid).status
+    assert st.state == pb().CONTAINER_EXITED and st.exit_code == 0 and st.started_at > 0, st
+    e.remove(cid)
+
+
 def test_kill_mid_start():
     """cricd killed while the runtime starts a container (slow, then
     failing): found again created, and removable."""
@@ -162,6 +186,16 @@ def test_kill_mid_start():
         raise AssertionError("start while the first one still runs")
     except Exception as ex:
         assert "being started" in str(ex) or "slow" in str(ex), ex
+
+    def shim_alive():
+        try:
+            with open(os.path.join(e.d.state, "c", cid, "shim.pid")) as f:
+                os.kill(int(f.read()), 0)
+            return True
+        except (OSError, ValueError):
+            return False
+    # The failing runtime ends its shim; then the remove has nothing to wait for.
+    wait_for(lambda: not shim_alive(), what="the shim of the failed start to exit")
     e.remove(cid)
     ctrlib.wait_gone(os.path.join(e.d.root, "containers", cid))
     with open("/proc/self/mountinfo") as f:
@@ -278,7 +312,7 @@ def main():
     with env as e:
         ENV = e
         harness.run_tests([test_restart_running_and_exited, test_kill_mid_stop, test_sigterm_during_stop,
-                           test_start_raced_crash, test_kill_mid_start,
+                           test_start_raced_crash, test_stop_during_start, test_kill_mid_start,
                            test_kill_mid_create,
                            test_crun_handler, test_unknown_handler, test_fifty_in_parallel])
 
