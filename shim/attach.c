@@ -5,6 +5,7 @@
 #include "shim/cshim.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,7 +258,7 @@ static bool client_process(struct cshim_srv *s, int idx)
             size_t n = avail < c->remaining ? avail : c->remaining;
             if (type == CRIC_SHIM_FRAME_STDIN) {
                 n = stdin_feed(s, idx, p, n);
-            } else if (type == CRIC_SHIM_FRAME_RESIZE) {
+            } else if (type == CRIC_SHIM_FRAME_RESIZE || type == CRIC_SHIM_FRAME_SIGNAL) {
                 size_t k = n;
                 if (c->small_len + k > sizeof(c->small))
                     k = sizeof(c->small) - c->small_len;
@@ -277,6 +278,14 @@ static bool client_process(struct cshim_srv *s, int idx)
                 break;
             case CRIC_SHIM_FRAME_RESIZE:
                 e = c->small_len == 4 ? do_resize(s, c->small) : EINVAL;
+                break;
+            case CRIC_SHIM_FRAME_SIGNAL:
+                if (c->small_len != 1 || c->small[0] == 0 || c->small[0] >= 65)
+                    e = EINVAL;
+                else if (s->container <= 0)
+                    e = ESRCH;
+                else if (kill(s->container, c->small[0]) < 0)
+                    e = errno;
                 break;
             case CRIC_SHIM_FRAME_REOPEN_LOG:
                 e = -cshim_logw_reopen(s->logw);

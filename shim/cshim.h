@@ -22,7 +22,7 @@
 /** Warning to stderr (shim.log), prefixed with a timestamp. */
 void cshim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cshim_write_all(int fd, const void *buf, size_t len);
-/** Atomic write: tmp + fsync + rename.  Returns 0 or -errno. */
+/** Atomic write: tmp + rename (no fsync: state-dir files).  Returns 0 or -errno. */
 int cshim_write_atomic(const char *path, const char *data, size_t len);
 /** Reads at most cap-1 bytes of a small file, NUL-terminated; returns length or -errno. */
 ssize_t cshim_read_small(const char *path, char *buf, size_t cap);
@@ -88,6 +88,7 @@ struct cshim_srv {
     bool stdin_is_pty;
     bool stdin_watch;          /* EPOLLOUT registered on stdin_fd */
     int pty_fd;                /* pty master for resize, -1 if none */
+    pid_t container;           /* the container's init until reaped, else 0 (SIGNAL) */
     struct cshim_logw *logw;
     struct cshim_client clients[CSHIM_CLIENTS_MAX];
 };
@@ -123,6 +124,7 @@ struct cshim_args {
     const char *id, *bundle, *runtime, *runtime_root, *log_path, *state_dir, *exits_dir;
     uint64_t log_size_max;
     bool terminal, stdin_open, exec_mode;
+    bool start; /* `runtime run --detach`: create and start in one runtime process */
     int sync_fd;
     /* exec mode */
     const char *process_path;
@@ -131,7 +133,7 @@ struct cshim_args {
     size_t output_max;
 };
 
-/** Runtime argv for create/exec; returns count.  Fills argv (cap entries). */
+/** Runtime argv for create/run/exec; returns count.  Fills argv (cap entries). */
 int cshim_runtime_argv(const struct cshim_args *a, const char *verb, char **argv, size_t cap, char bufs[][PATH_MAX]);
 /** Pulls a readable message out of the runtime's JSON log (last error line). */
 void cshim_runtime_error(const char *log_path, char *out, size_t cap);

@@ -1,5 +1,5 @@
 /* cric-shim: the per-container monitor.  Detaches from its caller, runs
- * `<runtime> create`, reports the pid on the sync fd, then owns the
+ * `<runtime> create` (or `run --detach` with --start), reports the pid on the sync fd, then owns the
  * container's stdio until it exits: CRI log, attach/control sockets, exit
  * record.  See cric-shim(8). */
 #define _GNU_SOURCE
@@ -33,7 +33,7 @@ static void usage(FILE *f)
 {
     fputs("usage: cric-shim --id ID --bundle DIR --runtime PATH --state-dir DIR [--runtime-root DIR]\n"
           "                 [--log PATH] [--log-size-max BYTES] [--exit-dir DIR] [--terminal] [--stdin]\n"
-          "                 [--sync-fd N]\n"
+          "                 [--sync-fd N] [--start]\n"
           "       cric-shim --exec --id ID --runtime PATH [--runtime-root DIR] [--timeout SECS]\n"
           "                 [--output-max BYTES] (--process FILE | -- COMMAND...)\n",
           f);
@@ -50,6 +50,7 @@ static int parse_args(int argc, char **argv, struct cshim_args *a)
         {"sync-fd", required_argument, NULL, 'S'},     {"exec", no_argument, NULL, 'x'},
         {"process", required_argument, NULL, 'p'},     {"timeout", required_argument, NULL, 'T'},
         {"output-max", required_argument, NULL, 'o'},  {"help", no_argument, NULL, 'h'},
+        {"start", no_argument, NULL, 'G'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
@@ -70,6 +71,7 @@ static int parse_args(int argc, char **argv, struct cshim_args *a)
         case 'I': a->stdin_open = true; break;
         case 'S': a->sync_fd = atoi(optarg); break;
         case 'x': a->exec_mode = true; break;
+        case 'G': a->start = true; break;
         case 'p': a->process_path = optarg; break;
         case 'T': a->timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'o': a->output_max = strtoull(optarg, NULL, 10); break;
@@ -176,7 +178,8 @@ static void close_fds_except(int keep)
     closedir(d);
 }
 
-/* Runs `<runtime> create`; returns the container pid or -1 (reported). */
+/* Runs `<runtime> create` (`run --detach` with --start: one runtime process
+ * instead of create + start); returns the container pid or -1 (reported). */
 static pid_t create_container(struct shim *s, int sync_fd)
 {
     struct cshim_args *a = &s->a;
@@ -203,7 +206,8 @@ static pid_t create_container(struct shim *s, int sync_fd)
     }
     static char bufs[3][PATH_MAX];
     char *argv[32];
-    cshim_runtime_argv(a, "create", argv, 32, bufs);
+    const char *verb = a->start ? "run" : "create";
+    cshim_runtime_argv(a, verb, argv, 32, bufs);
     unlink(bufs[1]);
     pid_t rt = fork();
     if (rt < 0) {
@@ -244,7 +248,7 @@ static pid_t create_container(struct shim *s, int sync_fd)
         if (waited >= CREATE_TIMEOUT_MS) {
             kill(rt, SIGKILL);
             waitpid(rt, &status, 0);
-            sync_report(sync_fd, "error %s create timed out", a->runtime);
+            sync_report(sync_fd, "error %s %s timed out", a->runtime, verb);
             return -1;
         }
         if (poll(&pf, 1, 100) > 0) {
@@ -266,13 +270,13 @@ static pid_t create_container(struct shim *s, int sync_fd)
         }
         if (!msg[0])
             snprintf(msg, sizeof(msg), "exit status %d", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-        sync_report(sync_fd, "error %s create: %s", a->runtime, msg);
+        sync_report(sync_fd, "error %s %s: %s", a->runtime, verb, msg);
         return -1;
     }
     char pidbuf[32];
     pid_t pid = cshim_read_small(bufs[1], pidbuf, sizeof(pidbuf)) > 0 ? atoi(pidbuf) : 0;
     if (pid <= 0) {
-        sync_report(sync_fd, "error %s create: no pid in '%s'", a->runtime, bufs[1]);
+        sync_report(sync_fd, "error %s %s: no pid in '%s'", a->runtime, verb, bufs[1]);
         return -1;
     }
     if (a->terminal) {
@@ -331,6 +335,7 @@ static void reap(struct shim *s, int *exit_status, int64_t *exited_at)
     pid_t p;
     while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
         if (p == s->container && *exit_status < 0) {
+            s->srv.container = 0;
             *exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             *exited_at = cshim_now_ns();
             s->logw.giving_up = true;
@@ -444,6 +449,7 @@ static int shim_run(struct shim *s, int sync_fd)
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->out_fd[i], &ev);
     }
     cshim_oom_init(&s->oom, s->container);
+    s->srv.container = s->container;
     sync_report(sync_fd, "ok %d\n", (int)s->container);
     if (sync_fd >= 0)
         close(sync_fd);

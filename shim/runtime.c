@@ -35,7 +35,9 @@ int cshim_runtime_argv(const struct cshim_args *a, const char *verb, char **argv
         ARG("json");
     }
     ARG(verb);
-    if (strcmp(verb, "create") == 0) {
+    if (strcmp(verb, "run") == 0)
+        ARG("--detach");
+    if (strcmp(verb, "create") == 0 || strcmp(verb, "run") == 0) {
         ARG("--bundle");
         ARG(a->bundle);
         cshim_path(bufs[1], a->state_dir, CRIC_SHIM_CONTAINER_PID_FILE);

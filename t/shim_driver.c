@@ -15,7 +15,8 @@ struct drv {
     uv_loop_t loop;
     const char *shim, *id, *bundle, *runtime, *root, *state, *exits, *log, *input, *until, *process;
     uint64_t log_size_max;
-    bool terminal, stdin_open, close_stdin, no_wait;
+    bool terminal, stdin_open, close_stdin, no_wait, start;
+    int sig;
     unsigned rows, cols, timeout;
     size_t output_max;
     char **rest;
@@ -236,7 +237,7 @@ static int run(struct drv *d, const char *cmd)
         struct cric_shim_opts o = {
             .id = d->id, .bundle = d->bundle, .runtime = d->runtime, .runtime_root = d->root,
             .state_dir = d->state, .exits_dir = d->exits, .log_path = d->log, .log_size_max = d->log_size_max,
-            .terminal = d->terminal, .stdin_open = d->stdin_open, .shim_path = d->shim};
+            .terminal = d->terminal, .stdin_open = d->stdin_open, .start = d->start, .shim_path = d->shim};
         r = cric_shim_launch(&d->loop, &o, on_launched, d, &e);
     } else if (strcmp(cmd, "start") == 0) {
         return start_container(d);
@@ -257,6 +258,8 @@ static int run(struct drv *d, const char *cmd)
         r = cric_shim_reopen_log(&d->loop, d->state, on_ctl, d, &e);
     } else if (strcmp(cmd, "resize") == 0) {
         r = cric_shim_resize(&d->loop, d->state, d->rows, d->cols, on_ctl, d, &e);
+    } else if (strcmp(cmd, "signal") == 0) {
+        r = cric_shim_signal(&d->loop, d->state, d->sig, on_ctl, d, &e);
     } else if (strcmp(cmd, "close-stdin") == 0) {
         r = cric_shim_close_stdin(&d->loop, d->state, on_ctl, d, &e);
     } else if (strcmp(cmd, "attach") == 0) {
@@ -287,7 +290,8 @@ int main(int argc, char **argv)
         {"log-size-max", 1, NULL, 'm'}, {"terminal", 0, NULL, 't'}, {"stdin", 0, NULL, 'I'},
         {"close-stdin", 0, NULL, 'c'},  {"no-wait", 0, NULL, 'n'},  {"rows", 1, NULL, 'y'},
         {"cols", 1, NULL, 'x'},  {"timeout", 1, NULL, 'T'}, {"output-max", 1, NULL, 'o'}, {"input", 1, NULL, 'N'},
-        {"until", 1, NULL, 'u'}, {"process", 1, NULL, 'P'}, {NULL, 0, NULL, 0},
+        {"until", 1, NULL, 'u'}, {"process", 1, NULL, 'P'}, {"start", 0, NULL, 'G'},  {"signal", 1, NULL, 'K'},
+        {NULL, 0, NULL, 0},
     };
     struct drv d;
     memset(&d, 0, sizeof(d));
@@ -320,6 +324,8 @@ int main(int argc, char **argv)
         case 'N': d.input = optarg; break;
         case 'u': d.until = optarg; break;
         case 'P': d.process = optarg; break;
+        case 'G': d.start = true; break;
+        case 'K': d.sig = atoi(optarg); break;
         default: return 1;
         }
     }

@@ -203,7 +203,7 @@ void cric_container_update_resources(struct cric_container_service *svc,
 {
     cric_error *err = NULL;
     struct ctr *c = cric__ctr_find(svc, req->container_id, &err);
-    if (c && c->state != CTR_RUNNING && c->state != CTR_CREATED)
+    if (c && c->state != CTR_RUNNING && (c->state != CTR_CREATED || c->runtime_deleted))
         cric_error_new(&err, -EBUSY, "container %s is not running", c->id);
     if (!err && !req->linux)
         cric_error_new(&err, -EINVAL, "UpdateContainerResources: no linux resources");

@@ -46,7 +46,12 @@ struct ctr {
     struct ctr_waiter *exit_waiters;
     uv_timer_t *stop_timer;   /* owned; freed in its close callback */
     bool kill_sent;
-    bool runtime_deleted;     /* `runtime delete` done after the exit (in memory only) */
+    bool runtime_deleted;     /* no runtime state: deleted after the exit, or never
+                               * launched (created, not started); in memory only */
+    bool deleting;            /* the after-exit `runtime delete` is under way */
+    bool starting;            /* StartContainer's shim launch under way */
+    bool stop_pending;        /* a stop arrived while starting: begins once started */
+    int64_t stop_pending_timeout;
     /* Remove in progress. */
     bool removing;
     struct ctr_waiter *remove_waiters;
@@ -81,6 +86,10 @@ int cric__ctr_save(struct ctr *c, cric_error **err);
 void cric__svc_hold(struct cric_container_service *svc);
 void cric__svc_release(struct cric_container_service *svc);
 int64_t cric__now_ns(void);
+/** Writes a file under the service's dirs atomically (temp + rename: a cricd
+ * crash leaves the old or the new one); its fsync runs on the thread pool. */
+int cric__ctr_write(struct cric_container_service *svc, const char *path, const void *data, size_t len,
+                    cric_error **err);
 void cric__waiters_fire(struct ctr_waiter **list, int rc, const cric_error *err, const char *id);
 int cric__waiter_add(struct ctr_waiter **list, cric_container_done_fn done, void *data);
 /* lifecycle.c */

@@ -40,8 +40,9 @@ static void rt_done(const struct cric_runtime_result *res, void *data)
 }
 
 /* Runs "<runtime> --root <root> args..." ; k runs on completion (also when the
- * spawn failed, with status < 0), so callers have a single path. */
-static void rt_run(struct ctr *c, const char *const *args, rt_k k, void *arg)
+ * spawn failed, with status < 0), so callers have a single path.  nice > 0:
+ * background work at a lower CPU priority. */
+static void rt_run_nice(struct ctr *c, const char *const *args, int nice, rt_k k, void *arg)
 {
     const char *argv[16];
     size_t n = 0;
@@ -62,7 +63,7 @@ static void rt_run(struct ctr *c, const char *const *args, rt_k k, void *arg)
         rc->arg = arg;
         cric__ctr_ref(c);
         cric__svc_hold(c->svc);
-        r = cric_runtime_run(c->svc->loop, argv, RUNTIME_TIMEOUT_MS, rt_done, rc, &err);
+        r = cric_runtime_run_nice(c->svc->loop, argv, RUNTIME_TIMEOUT_MS, nice, rt_done, rc, &err);
         if (r == 0)
             return;
         cric__ctr_unref(c);
@@ -74,6 +75,11 @@ static void rt_run(struct ctr *c, const char *const *args, rt_k k, void *arg)
     cric_error_free(err);
     struct cric_runtime_result res = {.status = r, .err = msg, .err_len = strlen(msg), .out = (char *)""};
     k(c, &res, arg);
+}
+
+static void rt_run(struct ctr *c, const char *const *args, rt_k k, void *arg)
+{
+    rt_run_nice(c, args, 0, k, arg);
 }
 
 /* The runtime's error as a message: "<what> container <id>: <text>". */
@@ -133,6 +139,7 @@ static char *termination_message(const Runtime__V1__ContainerConfig *cfg)
 static void deleted_after_exit(struct ctr *c, const struct cric_runtime_result *res, void *arg)
 {
     (void)arg;
+    c->deleting = false;
     if (res->status == 0)
         c->runtime_deleted = true;
 }
@@ -155,8 +162,10 @@ void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex)
         cric__ctr_save(c, NULL);
         /* Free the runtime's state (and cgroup) now, as containerd does
          * with its task, so that RemoveContainer has less to do. */
-        if (!c->removing)
-            rt_run(c, (const char *[]){"delete", c->id, NULL}, deleted_after_exit, NULL);
+        if (!c->removing && !c->runtime_deleted) {
+            c->deleting = true;
+            rt_run_nice(c, (const char *[]){"delete", c->id, NULL}, 10, deleted_after_exit, NULL);
+        }
     }
     cric_shim_exit_forget(svc->exits_dir, c->id, NULL);
     stop_timer_cancel(c);
@@ -164,51 +173,6 @@ void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex)
 }
 
 /* ---- create ---- */
-
-struct create_op {
-    struct ctr *c;
-    cric_container_done_fn done;
-    void *data;
-    cric_error *err; /* failure being reported after cleanup */
-};
-
-static void create_failed_cleaned(void *data, int rc, const cric_error *err, const char *id)
-{
-    (void)rc;
-    (void)err;
-    struct create_op *op = data;
-    op->done(op->data, op->err->code, op->err, id);
-    cric_error_free(op->err);
-    free(op);
-}
-
-static void launch_done(int pid, const cric_error *err, void *data)
-{
-    struct create_op *op = data;
-    struct ctr *c = op->c;
-    struct cric_container_service *svc = c->svc;
-    if (pid > 0 && !c->gone) {
-        c->pid = pid;
-        c->state = CTR_CREATED;
-        cric_error *serr = NULL;
-        int r = cric__ctr_save(c, &serr);
-        if (r == 0) {
-            op->done(op->data, 0, NULL, c->id);
-            free(op);
-            cric__ctr_unref(c);
-            cric__svc_release(svc);
-            return;
-        }
-        op->err = serr;
-    } else {
-        cric_error_new(&op->err, err && err->code < 0 ? err->code : -EIO, "create container %s: %s", c->id,
-                       err ? err->msg : "runtime failed");
-    }
-    c->state = CTR_CREATING;
-    cric__ctr_remove(c, create_failed_cleaned, op);
-    cric__ctr_unref(c);
-    cric__svc_release(svc);
-}
 
 static int random_id(char out[65])
 {
@@ -220,7 +184,8 @@ static int random_id(char out[65])
     return 0;
 }
 
-static int pack_config(const Runtime__V1__ContainerConfig *cfg, const char *dir, cric_error **err)
+static int pack_config(struct cric_container_service *svc, const Runtime__V1__ContainerConfig *cfg, const char *dir,
+                       cric_error **err)
 {
     size_t len = protobuf_c_message_get_packed_size(&cfg->base);
     _cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
@@ -229,7 +194,7 @@ static int pack_config(const Runtime__V1__ContainerConfig *cfg, const char *dir,
     protobuf_c_message_pack(&cfg->base, buf);
     char path[4096];
     snprintf(path, sizeof(path), "%s/config.pb", dir);
-    return cric_write_file_atomic(path, buf, len, 0600, err);
+    return cric__ctr_write(svc, path, buf, len, err);
 }
 
 static char *join_path(const char *a, const char *b)
@@ -355,6 +320,7 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         return cric_error_sys(err, r, "container ID");
     }
     c->state = CTR_CREATING;
+    c->runtime_deleted = true; /* nothing in the runtime until StartContainer */
     c->created_at = cric__now_ns();
     c->sandbox_id = strdup(sb_id);
     c->image_name = strdup(cfg->image->image);
@@ -405,9 +371,8 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
     struct cric_spec_info info = {0};
     char *json = NULL;
     char **sysctls = NULL;
-    if ((r = cric_mkdir_p(c->dir, 0700, err)) < 0 || (r = pack_config(cfg, c->dir, err)) < 0 ||
-        (r = log_path_for(svc, sb, cfg, c->id, &c->log_path, err)) < 0 || (r = cric__ctr_save(c, err)) < 0 ||
-        (r = cric_mkdir_p(c->runtime_root, 0700, err)) < 0 || (r = cric__rootfs_mount(c->dir, layers, err)) < 0)
+    if ((r = cric_mkdir_p(c->dir, 0700, err)) < 0 || (r = pack_config(svc, cfg, c->dir, err)) < 0 ||
+        (r = log_path_for(svc, sb, cfg, c->id, &c->log_path, err)) < 0 || (r = cric_mkdir_p(c->runtime_root, 0700, err)) < 0 || (r = cric__rootfs_mount(c->dir, layers, err)) < 0)
         goto fail;
 
     {
@@ -454,40 +419,17 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         c->stop_signal = info.stop_signal;
         char path[4096];
         snprintf(path, sizeof(path), "%s/config.json", c->dir);
-        if ((r = cric_write_file_atomic(path, json, strlen(json), 0600, err)) < 0 || (r = cric__ctr_save(c, err)) < 0)
+        if ((r = cric__ctr_write(svc, path, json, strlen(json), err)) < 0)
             goto fail;
     }
-    {
-        struct create_op *op = calloc(1, sizeof(*op));
-        if (!op) {
-            r = cric_error_sys(err, -ENOMEM, "CreateContainer");
-            goto fail;
-        }
-        op->c = c;
-        op->done = done;
-        op->data = data;
-        struct cric_shim_opts so = {
-            .id = c->id,
-            .bundle = c->dir,
-            .runtime = c->runtime,
-            .runtime_root = c->runtime_root,
-            .state_dir = c->state_dir,
-            .exits_dir = svc->exits_dir,
-            .log_path = c->log_path[0] ? c->log_path : NULL,
-            .log_size_max = svc->cfg ? svc->cfg->containers_log_size_max : 0,
-            .terminal = cfg->tty,
-            .stdin_open = cfg->stdin,
-            .shim_path = svc->shim_path,
-        };
-        cric__ctr_ref(c);
-        cric__svc_hold(svc);
-        if ((r = cric_shim_launch(svc->loop, &so, launch_done, op, err)) < 0) {
-            cric__ctr_unref(c);
-            cric__svc_release(svc);
-            free(op);
-            goto fail;
-        }
+    /* No process yet (CRI allows it): StartContainer launches the shim,
+     * which creates and starts in one runtime call. */
+    c->state = CTR_CREATED;
+    if ((r = cric__ctr_save(c, err)) < 0) {
+        c->state = CTR_CREATING;
+        goto fail;
     }
+    done(data, 0, NULL, c->id);
     cric_spec_info_free(&info);
     free(json);
     cric__spec_strv_free(sysctls);
@@ -506,19 +448,38 @@ fail:
 /* ---- start ---- */
 
 struct start_op {
+    struct ctr *c;
     cric_container_done_fn done;
     void *data;
 };
 
+static void ctr_stop_begin(struct ctr *c, int64_t timeout_s);
+
+static void start_finish(struct start_op *op, int r, const cric_error *err)
+{
+    struct ctr *c = op->c;
+    c->starting = false;
+    op->done(op->data, r, err, c->id);
+    if (c->stop_pending) {
+        c->stop_pending = false;
+        if (c->state == CTR_EXITED)
+            cric__waiters_fire(&c->exit_waiters, 0, NULL, c->id);
+        else
+            ctr_stop_begin(c, c->stop_pending_timeout);
+    }
+    free(op);
+}
+
+/* Legacy path: a container created (by `runtime create`) before this
+ * version's deferred creation. */
 static void start_k(struct ctr *c, const struct cric_runtime_result *res, void *arg)
 {
     struct start_op *op = arg;
     if (res->status != 0) {
         cric_error *err = NULL;
         rt_error(&err, res, "start", c->id);
-        op->done(op->data, err->code, err, c->id);
+        start_finish(op, err->code, err);
         cric_error_free(err);
-        free(op);
         return;
     }
     if (!c->started_at)
@@ -527,9 +488,54 @@ static void start_k(struct ctr *c, const struct cric_runtime_result *res, void *
         c->state = CTR_RUNNING;
     cric_error *err = NULL;
     int r = cric__ctr_save(c, &err);
-    op->done(op->data, r, err, c->id);
+    start_finish(op, r, err);
     cric_error_free(err);
-    free(op);
+}
+
+static void start_failed_deleted(struct ctr *c, const struct cric_runtime_result *res, void *arg)
+{
+    (void)res;
+    (void)arg;
+    c->runtime_deleted = true;
+}
+
+static void launch_done(int pid, const cric_error *lerr, void *data)
+{
+    struct start_op *op = data;
+    struct ctr *c = op->c;
+    struct cric_container_service *svc = c->svc;
+    cric_error *err = NULL;
+    int r = 0;
+    if (pid > 0) {
+        c->pid = pid;
+        if (!c->started_at)
+            c->started_at = cric__now_ns();
+        /* The exit may already have been seen (a container that ends at once). */
+        if (c->state == CTR_CREATED)
+            c->state = CTR_RUNNING;
+        r = cric__ctr_save(c, &err);
+    } else {
+        r = cric_error_new(&err, lerr && lerr->code < 0 ? lerr->code : -EIO, "start container %s: %s", c->id,
+                           lerr ? lerr->msg : "runtime failed");
+        /* As containerd: a container that failed to start is exited,
+         * code 128, reason StartError. */
+        if (c->state == CTR_CREATED) {
+            c->state = CTR_EXITED;
+            c->finished_at = cric__now_ns();
+            c->exit_code = 128;
+            free(c->reason);
+            c->reason = strdup("StartError");
+            free(c->message);
+            c->message = strdup(err->msg);
+            cric__ctr_save(c, NULL);
+        }
+        /* A run that timed out may still finish: make sure nothing stays. */
+        rt_run(c, (const char *[]){"delete", "--force", c->id, NULL}, start_failed_deleted, NULL);
+    }
+    start_finish(op, r, err);
+    cric_error_free(err);
+    cric__ctr_unref(c);
+    cric__svc_release(svc);
 }
 
 void cric_container_start(struct cric_container_service *svc, const char *id, cric_container_done_fn done, void *data)
@@ -539,8 +545,11 @@ void cric_container_start(struct cric_container_service *svc, const char *id, cr
     if (c && c->state != CTR_CREATED)
         cric_error_new(&err, -EBUSY, "container %s is %s, not created", c->id,
                        c->state == CTR_CREATING ? "being created" : c->state == CTR_RUNNING ? "running" : "exited");
-    if (c && c->removing && !err)
+    if (c && !err && c->removing)
         cric_error_new(&err, -EBUSY, "container %s is being removed", c->id);
+    /* A shim already there: a start cricd did not live to record. */
+    if (c && !err && (c->starting || (c->pid <= 0 && cric_shim_is_alive(c->state_dir))))
+        cric_error_new(&err, -EBUSY, "container %s is being started", c->id);
     struct start_op *op = err ? NULL : calloc(1, sizeof(*op));
     if (!err && !op)
         cric_error_sys(&err, -ENOMEM, "StartContainer");
@@ -549,9 +558,38 @@ void cric_container_start(struct cric_container_service *svc, const char *id, cr
         cric_error_free(err);
         return;
     }
+    op->c = c;
     op->done = done;
     op->data = data;
-    rt_run(c, (const char *[]){"start", c->id, NULL}, start_k, op);
+    c->starting = true;
+    if (c->pid > 0) {
+        rt_run(c, (const char *[]){"start", c->id, NULL}, start_k, op);
+        return;
+    }
+    struct cric_shim_opts so = {
+        .id = c->id,
+        .bundle = c->dir,
+        .runtime = c->runtime,
+        .runtime_root = c->runtime_root,
+        .state_dir = c->state_dir,
+        .exits_dir = svc->exits_dir,
+        .log_path = c->log_path[0] ? c->log_path : NULL,
+        .log_size_max = svc->cfg ? svc->cfg->containers_log_size_max : 0,
+        .terminal = c->config->tty,
+        .stdin_open = c->config->stdin,
+        .start = true,
+        .shim_path = svc->shim_path,
+    };
+    c->runtime_deleted = false;
+    cric__ctr_ref(c);
+    cric__svc_hold(svc);
+    if (cric_shim_launch(svc->loop, &so, launch_done, op, &err) < 0) {
+        c->runtime_deleted = true;
+        cric__ctr_unref(c);
+        cric__svc_release(svc);
+        start_finish(op, err->code, err);
+        cric_error_free(err);
+    }
 }
 
 /* ---- stop ---- */
@@ -563,11 +601,23 @@ static void ignore_k(struct ctr *c, const struct cric_runtime_result *res, void 
     (void)arg;
 }
 
+/* A kill the runtime refused with no shim left: nothing will ever report
+ * an exit, so do not wait the grace period for it. */
+static void kill_k(struct ctr *c, const struct cric_runtime_result *res, void *arg)
+{
+    (void)arg;
+    if (res->status != 0 && c->stop_timer && c->state != CTR_EXITED && !c->starting &&
+        !cric_shim_is_alive(c->state_dir)) {
+        struct cric_shim_exit ex = {.status = 137, .exited_at_ns = cric__now_ns()};
+        cric__ctr_on_exit(c, &ex);
+    }
+}
+
 static void send_kill(struct ctr *c)
 {
     c->kill_sent = true;
     /* --all: in a pod-wide pid namespace the init's death kills nothing else. */
-    rt_run(c, (const char *[]){"kill", "--all", c->id, "KILL", NULL}, ignore_k, NULL);
+    rt_run(c, (const char *[]){"kill", "--all", c->id, "KILL", NULL}, kill_k, NULL);
 }
 
 static void stop_timer_fired(uv_timer_t *t)
@@ -593,9 +643,26 @@ static void stop_timer_fired(uv_timer_t *t)
     cric_error_free(err);
 }
 
+static void rt_kill(struct ctr *c, int sig)
+{
+    char s[16];
+    snprintf(s, sizeof(s), "%d", sig);
+    rt_run(c, (const char *[]){"kill", c->id, s, NULL}, ignore_k, NULL);
+}
+
+static void signalled(const cric_error *err, void *data)
+{
+    struct ctr *c = data;
+    struct cric_container_service *svc = c->svc;
+    /* ESRCH: it has exited already (its exit record is on the way). */
+    if (err && err->code != -ESRCH && c->state != CTR_EXITED && !c->gone && !svc->closing)
+        rt_kill(c, c->stop_signal > 0 ? c->stop_signal : SIGTERM);
+    cric__ctr_unref(c);
+    cric__svc_release(svc);
+}
+
 static void ctr_stop(struct ctr *c, int64_t timeout_s, cric_container_done_fn done, void *data)
 {
-    struct cric_container_service *svc = c->svc;
     if (c->state == CTR_EXITED) {
         if (done)
             done(data, 0, NULL, c->id);
@@ -617,6 +684,25 @@ static void ctr_stop(struct ctr *c, int64_t timeout_s, cric_container_done_fn do
         cric_error_free(err);
         return;
     }
+    if (c->starting) {
+        /* Nothing to signal before the runtime has made the process. */
+        if (!c->stop_pending || timeout_s < c->stop_pending_timeout)
+            c->stop_pending_timeout = timeout_s;
+        c->stop_pending = true;
+        return;
+    }
+    if (c->state == CTR_CREATED && c->runtime_deleted) {
+        /* Never started: no process to signal; it ends as killed. */
+        struct cric_shim_exit ex = {.status = 137, .exited_at_ns = cric__now_ns()};
+        cric__ctr_on_exit(c, &ex);
+        return;
+    }
+    ctr_stop_begin(c, timeout_s);
+}
+
+static void ctr_stop_begin(struct ctr *c, int64_t timeout_s)
+{
+    struct cric_container_service *svc = c->svc;
     if (timeout_s == 0 && svc->cfg && svc->cfg->containers_stop_timeout)
         timeout_s = (int64_t)svc->cfg->containers_stop_timeout;
     bool immediate = timeout_s <= 0 || c->state == CTR_CREATED;
@@ -645,9 +731,16 @@ static void ctr_stop(struct ctr *c, int64_t timeout_s, cric_container_done_fn do
         send_kill(c);
         uv_timer_start(c->stop_timer, stop_timer_fired, KILL_GRACE_MS, 0);
     } else {
-        char sig[16];
-        snprintf(sig, sizeof(sig), "%d", c->stop_signal > 0 ? c->stop_signal : SIGTERM);
-        rt_run(c, (const char *[]){"kill", c->id, sig, NULL}, ignore_k, NULL);
+        /* Through the shim (no runtime process); the runtime if the shim
+         * cannot (an older shim). */
+        int sig = c->stop_signal > 0 ? c->stop_signal : SIGTERM;
+        cric__ctr_ref(c);
+        cric__svc_hold(svc);
+        if (cric_shim_signal(svc->loop, c->state_dir, sig, signalled, c, NULL) < 0) {
+            cric__ctr_unref(c);
+            cric__svc_release(svc);
+            rt_kill(c, sig);
+        }
         uint64_t ms = (uint64_t)timeout_s * 1000;
         uv_timer_start(c->stop_timer, stop_timer_fired, ms, 0);
     }
@@ -702,8 +795,15 @@ static void remove_deleted(struct ctr *c, const struct cric_runtime_result *res,
     if (dirs && (dirs[0] = strdup(c->dir)) && (dirs[1] = strdup(c->state_dir))) {
         cric__ctr_ref(c);
         cric__svc_hold(svc);
-        if (cric__rm_trees(svc->loop, c->dir, dirs, remove_finish, c) == 0)
+        if (cric__rm_trees(svc->loop, c->dir, dirs, remove_finish, c) == 0) {
+            /* Without its record the container is gone (a restart would
+             * finish the removal): answer now; the image layers stay held
+             * until the overlay is unmounted. */
+            cric__waiters_fire(&c->remove_waiters, 0, NULL, c->id);
+            if (!c->gone)
+                cric__ctr_drop(c);
             return;
+        }
         cric__ctr_unref(c);
         cric__svc_release(svc);
     } else {
@@ -725,7 +825,9 @@ static void remove_after_stop(void *data, int rc, const cric_error *err, const c
         c->removing = false;
         cric__waiters_fire(&c->remove_waiters, rc, err, c->id);
     } else if (!c->gone) {
-        if (c->runtime_deleted) {
+        /* An after-exit delete under way finishes on its own: the files
+         * removed here are not the runtime's. */
+        if (c->runtime_deleted || c->deleting) {
             struct cric_runtime_result res = {.status = 0, .out = (char *)"", .err = (char *)""};
             remove_deleted(c, &res, NULL);
         } else {
@@ -747,12 +849,12 @@ void cric__ctr_remove(struct ctr *c, cric_container_done_fn done, void *data)
     if (c->removing)
         return;
     c->removing = true;
-    if (c->state == CTR_CREATED || c->state == CTR_RUNNING) {
+    if ((c->state == CTR_CREATED && (!c->runtime_deleted || c->starting)) || c->state == CTR_RUNNING) {
         cric__ctr_ref(c);
         ctr_stop(c, -1, remove_after_stop, c);
         return;
     }
-    if (c->runtime_deleted) {
+    if (c->runtime_deleted || c->deleting) {
         struct cric_runtime_result res = {.status = 0, .out = (char *)"", .err = (char *)""};
         remove_deleted(c, &res, NULL);
         return;

@@ -3,12 +3,14 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
@@ -216,7 +218,7 @@ int cric__ctr_save(struct ctr *c, cric_error **err)
     yajl_gen_get_buf(g, &buf, &len);
     char path[4096];
     snprintf(path, sizeof(path), "%s/record.json", c->dir);
-    int r = cric_write_file_atomic(path, buf, len, 0600, err);
+    int r = cric__ctr_write(c->svc, path, buf, len, err);
     yajl_gen_free(g);
     return r;
 }
@@ -346,6 +348,13 @@ static void recover(struct ctr *c)
         cric__ctr_on_exit(c, &st.ex);
         break;
     case CRIC_SHIM_LOST: {
+        if (c->state == CTR_CREATED && c->pid <= 0) {
+            /* Created, never started (or its start died with cricd before
+             * the shim got going): still created, nothing in the runtime. */
+            c->runtime_deleted = true;
+            cric_rm_rf(c->state_dir, NULL);
+            break;
+        }
         /* The monitor is gone with no exit record: the container's output
          * and exit code are lost.  Say so rather than pretend it runs. */
         struct cric_shim_exit ex = {.status = 255, .exited_at_ns = cric__now_ns()};
@@ -567,4 +576,85 @@ static void hook_stop_all(void *ctx, const char *sandbox_id, int64_t timeout_s, 
 static void hook_remove_all(void *ctx, const char *sandbox_id, cric_sandbox_hook_done_fn done, void *cb_data)
 {
     pod_op_run(ctx, sandbox_id, true, 0, done, cb_data);
+}
+
+/* ---- records: atomic on the loop, durable from the thread pool ---- */
+
+struct sync_job {
+    uv_work_t w;
+    struct cric_container_service *svc;
+    char path[];
+};
+
+static void sync_work(uv_work_t *w)
+{
+    struct sync_job *j = w->data;
+    int fd = open(j->path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    char *slash = strrchr(j->path, '/');
+    if (slash && slash != j->path) {
+        *slash = '\0';
+        fd = open(j->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+    }
+}
+
+static void sync_done(uv_work_t *w, int status)
+{
+    (void)status;
+    struct sync_job *j = w->data;
+    struct cric_container_service *svc = j->svc;
+    free(j);
+    cric__svc_release(svc);
+}
+
+int cric__ctr_write(struct cric_container_service *svc, const char *path, const void *data, size_t len,
+                    cric_error **err)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        return cric_error_new(err, -ENAMETOOLONG, "write '%s'", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return cric_error_sys(err, -errno, "create '%s'", tmp);
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = -errno;
+            close(fd);
+            unlink(tmp);
+            return cric_error_sys(err, e, "write '%s'", tmp);
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    if (close(fd) < 0 || rename(tmp, path) < 0) {
+        int e = -errno;
+        unlink(tmp);
+        return cric_error_sys(err, e, "write '%s'", path);
+    }
+    /* The rename makes the record atomic for a cricd crash; the fsync
+     * (for a machine crash) waits on the disk, so it runs off the loop. */
+    size_t pl = strlen(path) + 1;
+    struct sync_job *j = malloc(sizeof(*j) + pl);
+    if (!j)
+        return 0;
+    memcpy(j->path, path, pl);
+    j->w.data = j;
+    j->svc = svc;
+    cric__svc_hold(svc);
+    if (uv_queue_work(svc->loop, &j->w, sync_work, sync_done) < 0) {
+        cric__svc_release(svc);
+        free(j);
+    }
+    return 0;
 }

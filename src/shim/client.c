@@ -170,6 +170,15 @@ int cric_shim_resize(uv_loop_t *loop, const char *state_dir, unsigned rows, unsi
     return ctl_request(loop, state_dir, "resize terminal", CRIC_SHIM_FRAME_RESIZE, p, 4, cb, data, err);
 }
 
+int cric_shim_signal(uv_loop_t *loop, const char *state_dir, int sig, cric_shim_ctl_cb cb, void *data,
+                     cric_error **err)
+{
+    if (sig <= 0 || sig >= 65)
+        return cric_error_new(err, -EINVAL, "signal %d out of range", sig);
+    unsigned char p[1] = {(unsigned char)sig};
+    return ctl_request(loop, state_dir, "signal", CRIC_SHIM_FRAME_SIGNAL, p, 1, cb, data, err);
+}
+
 int cric_shim_close_stdin(uv_loop_t *loop, const char *state_dir, cric_shim_ctl_cb cb, void *data,
                           cric_error **err)
 {

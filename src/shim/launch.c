@@ -78,6 +78,8 @@ int cric_shim_launch(uv_loop_t *loop, const struct cric_shim_opts *o, cric_shim_
         argv[n++] = "--terminal";
     if (o->stdin_open)
         argv[n++] = "--stdin";
+    if (o->start)
+        argv[n++] = "--start";
     argv[n] = NULL;
     struct launch_req *l = calloc(1, sizeof(*l));
     if (!l || !(l->id = strdup(o->id))) {

@@ -112,6 +112,12 @@ static void on_timeout(uv_timer_t *t)
 int cric__proc_run(uv_loop_t *loop, const char *const *argv, const size_t max[3], unsigned timeout_ms,
                    cric__proc_cb cb, void *data, cric_error **err)
 {
+    return cric__proc_run_nice(loop, argv, max, timeout_ms, 0, cb, data, err);
+}
+
+int cric__proc_run_nice(uv_loop_t *loop, const char *const *argv, const size_t max[3], unsigned timeout_ms,
+                        int nice, cric__proc_cb cb, void *data, cric_error **err)
+{
     cric__proc *p = calloc(1, sizeof(*p));
     if (!p)
         return cric_error_sys(err, -ENOMEM, "run '%s'", argv[0]);
@@ -160,6 +166,10 @@ int cric__proc_run(uv_loop_t *loop, const char *const *argv, const size_t max[3]
         uv_close((uv_handle_t *)&p->proc, on_close); /* the last one frees p */
         return r;
     }
+    /* Best effort, right after the fork: a Go runtime's later threads
+     * inherit it from its main thread. */
+    if (nice)
+        uv_os_setpriority(p->proc.pid, nice);
     for (int i = 0; i < p->npipes; i++)
         uv_read_start((uv_stream_t *)&p->pipes[i], on_alloc, on_read);
     if (timeout_ms)

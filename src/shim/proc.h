@@ -27,4 +27,8 @@ typedef void (*cric__proc_cb)(int status, struct cric__capture cap[3], void *dat
 int cric__proc_run(uv_loop_t *loop, const char *const *argv, const size_t max[3], unsigned timeout_ms,
                    cric__proc_cb cb, void *data, cric_error **err);
 
+/** The same with the child's nice value raised to nice (for work nobody waits for). */
+int cric__proc_run_nice(uv_loop_t *loop, const char *const *argv, const size_t max[3], unsigned timeout_ms,
+                        int nice, cric__proc_cb cb, void *data, cric_error **err);
+
 #endif

@@ -25,6 +25,12 @@ static void run_done(int status, struct cric__capture cap[3], void *data)
 int cric_runtime_run(uv_loop_t *loop, const char *const *argv, unsigned timeout_ms, cric_runtime_cb cb,
                      void *data, cric_error **err)
 {
+    return cric_runtime_run_nice(loop, argv, timeout_ms, 0, cb, data, err);
+}
+
+int cric_runtime_run_nice(uv_loop_t *loop, const char *const *argv, unsigned timeout_ms, int nice,
+                          cric_runtime_cb cb, void *data, cric_error **err)
+{
     if (!argv || !argv[0] || argv[0][0] != '/')
         return cric_error_new(err, -EINVAL, "runtime path '%s' is not absolute", argv && argv[0] ? argv[0] : "");
     struct run_req *r = malloc(sizeof(*r));
@@ -33,7 +39,7 @@ int cric_runtime_run(uv_loop_t *loop, const char *const *argv, unsigned timeout_
     r->cb = cb;
     r->data = data;
     static const size_t max[3] = {4 << 20, 64 << 10, 0};
-    int rc = cric__proc_run(loop, argv, max, timeout_ms, run_done, r, err);
+    int rc = cric__proc_run_nice(loop, argv, max, timeout_ms, nice, run_done, r, err);
     if (rc < 0)
         free(r);
     return rc;

@@ -32,16 +32,18 @@ struct cric_shim_opts {
     uint64_t log_size_max;    /* bytes; the log is truncated when it would pass this; 0 = no cap */
     bool terminal;            /* allocate a pty (runtime --console-socket) */
     bool stdin_open;          /* keep a stdin pipe the attach socket can write to */
+    bool start;               /* `runtime run --detach`: the container is started, not just created */
     const char *shim_path;    /* NULL = cric_helper_path("cric-shim") */
     unsigned timeout_ms;      /* until the shim reports; 0 = 130 s (the shim gives create 120 s) */
 };
 
 /** Called once.  On success pid > 0 is the container's pid (created, not
- * started) and err is NULL; on failure pid is 0 and err (borrowed, valid
+ * started, unless opts.start) and err is NULL; on failure pid is 0 and err (borrowed, valid
  * during the call) carries the runtime's own error text. */
 typedef void (*cric_shim_launch_cb)(int pid, const cric_error *err, void *data);
 
-/** Spawns cric-shim for o, which detaches and runs `<runtime> create`.
+/** Spawns cric-shim for o, which detaches and runs `<runtime> create`
+ * (`<runtime> run --detach` with o->start).
  * Returns 0 (cb will be called) or -errno with *err set (cb never called).
  * The strings in o are copied.  After a failure the caller should still run
  * `<runtime> delete -f <id>`: a create that timed out may finish later. */
@@ -115,6 +117,11 @@ int cric_shim_reopen_log(uv_loop_t *loop, const char *state_dir, cric_shim_ctl_c
 /** Resizes the container's terminal. */
 int cric_shim_resize(uv_loop_t *loop, const char *state_dir, unsigned rows, unsigned cols, cric_shim_ctl_cb cb,
                      void *data, cric_error **err);
+/** Sends sig to the container's init through its shim (its parent, so no
+ * pid-reuse race).  -ESRCH once the init has exited; -EINVAL from a shim
+ * that predates the request. */
+int cric_shim_signal(uv_loop_t *loop, const char *state_dir, int sig, cric_shim_ctl_cb cb, void *data,
+                     cric_error **err);
 /** Closes the container's stdin (EOF on a pipe, ^D on a terminal). */
 int cric_shim_close_stdin(uv_loop_t *loop, const char *state_dir, cric_shim_ctl_cb cb, void *data,
                           cric_error **err);
@@ -192,6 +199,11 @@ typedef void (*cric_runtime_cb)(const struct cric_runtime_result *res, void *dat
  * Returns 0 (cb will run) or -errno with *err set (cb never runs). */
 int cric_runtime_run(uv_loop_t *loop, const char *const *argv, unsigned timeout_ms, cric_runtime_cb cb,
                      void *data, cric_error **err);
+
+/** The same at a lower CPU priority (nice, e.g. 10): for cleanup nobody
+ * waits for, so that it does not slow requests down on a busy machine. */
+int cric_runtime_run_nice(uv_loop_t *loop, const char *const *argv, unsigned timeout_ms, int nice,
+                          cric_runtime_cb cb, void *data, cric_error **err);
 
 /** A one-line message for a failed runtime call: the msg="..." of runc/crun's
  * error line if present, else the trimmed stderr, else "exit status N".

@@ -18,6 +18,9 @@
  *   CLOSE_STDIN      no payload: close stdin (^D on a terminal)
  *   RESIZE           u16 BE rows, u16 BE cols
  *   REOPEN_LOG       no payload: reopen the log file
+ *   SIGNAL           u8 signal number: sent to the container's init (ESRCH
+ *                    once it has been reaped; no pid-reuse race, the shim is
+ *                    its parent)
  * On the control socket every request gets an ACK; on the attach socket
  * none does (output and stdin are a stream).  The shim closes every
  * connection when the container has exited and its output is drained.
@@ -38,6 +41,7 @@ enum cric_shim_frame_type {
     CRIC_SHIM_FRAME_CLOSE_STDIN = 17,
     CRIC_SHIM_FRAME_RESIZE = 18,
     CRIC_SHIM_FRAME_REOPEN_LOG = 19,
+    CRIC_SHIM_FRAME_SIGNAL = 20,
 };
 
 /* Names of the files in a state directory. */

@@ -1,5 +1,6 @@
 """Containers through the CRI socket with real runc: lifecycle, process rules,
 mounts, security, exit reasons, ExecSync."""
+import json
 import os
 import subprocess
 import sys
@@ -71,7 +72,7 @@ def test_lifecycle():
         raise AssertionError("status of removed container")
     except Exception as ex:
         assert "NOT_FOUND" in str(ex) or "not found" in str(ex), ex
-    assert not os.path.exists(os.path.join(e.d.root, "containers", cid))
+    ctrlib.wait_gone(os.path.join(e.d.root, "containers", cid))
     assert time.time() - t0 < 30
 
 
@@ -79,6 +80,18 @@ def test_created_never_started():
     e = ENV
     pod, pcfg = e.run_pod("created")
     cid = e.create(pod, pcfg, e.ctr_config("a", ["sleep", "100"]))
+    # Created means prepared: the runtime only hears of it at start.
+    out = subprocess.run([ctrlib.RUNC, "--root", os.path.join(e.d.dir, "runc"), "list", "-q"],
+                         capture_output=True, text=True).stdout
+    assert cid not in out, out
+    st = e.status(cid, verbose=True)
+    assert st.status.state == pb().CONTAINER_CREATED and st.status.started_at == 0, st.status
+    assert json.loads(st.info["info"])["pid"] == 0
+    try:
+        e.exec_sync(cid, ["true"])
+        raise AssertionError("exec in a created container")
+    except Exception as ex:
+        assert "FAILED_PRECONDITION" in str(ex), ex
     e.stop(cid)
     st = e.status(cid).status
     assert st.state == pb().CONTAINER_EXITED and st.exit_code == 137, st
@@ -93,6 +106,24 @@ def test_created_never_started():
     out = subprocess.run([ctrlib.RUNC, "--root", os.path.join(e.d.dir, "runc"), "list", "-q"],
                          capture_output=True, text=True).stdout
     assert cid not in out, out
+
+
+def test_start_error():
+    """A process the runtime cannot start: StartContainer fails with the
+    runtime's words and the container is exited, 128, StartError."""
+    e = ENV
+    pod, pcfg = e.run_pod("starterr")
+    cid = e.create(pod, pcfg, e.ctr_config("bad", ["/no/such/binary"]))
+    try:
+        e.start(cid)
+        raise AssertionError("start of a missing binary succeeded")
+    except Exception as ex:
+        assert "/no/such/binary" in str(ex), ex
+    st = e.status(cid).status
+    assert st.state == pb().CONTAINER_EXITED and st.exit_code == 128 and st.reason == "StartError", st
+    assert "/no/such/binary" in st.message, st.message
+    e.remove(cid)
+    ctrlib.wait_gone(os.path.join(e.d.root, "containers", cid))
 
 
 def test_stop_timeout_kill():
@@ -360,7 +391,7 @@ def main():
                              "User": "alice"}}
     with ctrlib.Env(images=images) as e:
         ENV = e
-        harness.run_tests([test_lifecycle, test_created_never_started, test_stop_timeout_kill,
+        harness.run_tests([test_lifecycle, test_created_never_started, test_start_error, test_stop_timeout_kill,
                            test_command_args_env_workdir_user, test_mounts_readonly_termination,
                            test_capabilities_privileged, test_oom_killed, test_exec_sync,
                            test_update_resources_reopen_log, test_unknown_image_and_pod,

@@ -111,46 +111,118 @@ def _try(fn):
 
 
 def test_start_raced_crash():
-    """cricd killed after `runc start` but before it recorded "running"."""
+    """cricd killed after the runtime started the container but before it
+    recorded "running" (the "slowstart" runtime lingers after `run`)."""
     e = ENV
-    pod, pcfg = e.run_pod("midstart")
+    pod, pcfg = e.run_pod("midstart", runtime_handler="slowstart")
     cid = e.create(pod, pcfg, e.ctr_config("s", ["sh", "-c", "trap 'exit 0' TERM; echo began; sleep 100 & wait"]))
-    subprocess.run([ctrlib.RUNC, "--root", os.path.join(e.d.dir, "runc"), "start", cid], check=True)
+    assert e.status(cid).status.state == pb().CONTAINER_CREATED
+    t = threading.Thread(target=lambda: _try(lambda: e.start(cid)))
+    t.start()
+    wait_for(lambda: "began" in e.output(pcfg, "s") if os.path.exists(
+        os.path.join(pcfg.log_directory, "s.log")) else False, what="output")
     e.restart()
+    t.join()
     wait_for(lambda: e.status(cid).status.state == pb().CONTAINER_RUNNING, what="running after recovery")
-    wait_for(lambda: "began" in e.output(pcfg, "s"), what="output")
     e.stop(cid, timeout=5)
     assert e.status(cid).status.exit_code == 0
 
 
-def test_kill_mid_create():
+def test_stop_during_start():
+    """A stop arriving while StartContainer runs waits for the start, then
+    stops the container; start and stop both succeed."""
     e = ENV
-    pod, pcfg = e.run_pod("midcreate", runtime_handler="slow")
+    pod, pcfg = e.run_pod("stopstart", runtime_handler="slowstart")
+    cid = e.create(pod, pcfg, e.ctr_config("s", ["sh", "-c", "trap 'exit 0' TERM; echo began; sleep 100 & wait"]))
     errs = []
 
-    def creator():
+    def starter():
         try:
-            e.create(pod, pcfg, e.ctr_config("half", ["true"]), timeout=30)
+            e.start(cid)
         except Exception as ex:
             errs.append(ex)
-    t = threading.Thread(target=creator)
+    t = threading.Thread(target=starter)
     t.start()
-    ctr_dir = os.path.join(e.d.root, "containers")
-    before = set(os.listdir(ctr_dir))
-    wait_for(lambda: set(os.listdir(ctr_dir)) - before or not t.is_alive(), timeout=60, what="container dir")
-    assert set(os.listdir(ctr_dir)) - before, "create ended early: %s" % errs
-    half = (set(os.listdir(ctr_dir)) - before).pop()
-    time.sleep(0.3)
+    time.sleep(0.5)
+    e.stop(cid, timeout=5)
+    t.join()
+    assert not errs, errs
+    st = e.status(cid).status
+    assert st.state == pb().CONTAINER_EXITED and st.exit_code == 0 and st.started_at > 0, st
+    e.remove(cid)
+
+
+def test_kill_mid_start():
+    """cricd killed while the runtime starts a container (slow, then
+    failing): found again created, and removable."""
+    e = ENV
+    pod, pcfg = e.run_pod("midrun", runtime_handler="slow")
+    cid = e.create(pod, pcfg, e.ctr_config("half", ["true"]))
+    assert e.status(cid).status.state == pb().CONTAINER_CREATED
+    errs = []
+
+    def starter():
+        try:
+            e.start(cid)
+        except Exception as ex:
+            errs.append(ex)
+    t = threading.Thread(target=starter)
+    t.start()
+    time.sleep(1)
     e.restart()
     t.join()
     assert errs
-    # The half-created container is gone: not listed, no dir, no mount.
-    wait_for(lambda: half not in os.listdir(ctr_dir), what="cleanup of the half-created container")
+    st = e.status(cid).status
+    assert st.state == pb().CONTAINER_CREATED, st
+    try:
+        e.start(cid)
+        raise AssertionError("start while the first one still runs")
+    except Exception as ex:
+        assert "being started" in str(ex) or "slow" in str(ex), ex
+
+    def shim_alive():
+        try:
+            with open(os.path.join(e.d.state, "c", cid, "shim.pid")) as f:
+                os.kill(int(f.read()), 0)
+            return True
+        except (OSError, ValueError):
+            return False
+    # The failing runtime ends its shim; then the remove has nothing to wait for.
+    wait_for(lambda: not shim_alive(), what="the shim of the failed start to exit")
+    e.remove(cid)
+    ctrlib.wait_gone(os.path.join(e.d.root, "containers", cid))
+    with open("/proc/self/mountinfo") as f:
+        assert cid not in f.read()
+
+
+def test_kill_mid_create():
+    """A record left "creating" (cricd killed mid-create, when creates still
+    wrote one) or a directory without a record: both are cleaned up."""
+    e = ENV
+    pod, pcfg = e.run_pod("midcreate")
+    a = e.create(pod, pcfg, e.ctr_config("half", ["true"]))
+    b = e.create(pod, pcfg, e.ctr_config("norec", ["true"]))
+    ctr_dir = os.path.join(e.d.root, "containers")
+    e.cl.close()
+    e.d.stop(sig=9)
+    rec = os.path.join(ctr_dir, a, "record.json")
+    with open(rec) as f:
+        text = f.read()
+    assert '"created"' in text, text
+    with open(rec, "w") as f:
+        f.write(text.replace('"created"', '"creating"'))
+    os.unlink(os.path.join(ctr_dir, b, "record.json"))
+    if os.path.exists(e.d.sock):
+        os.unlink(e.d.sock)
+    e.d.start()
+    e.cl = e.d.client()
+    for half in (a, b):
+        wait_for(lambda: half not in os.listdir(ctr_dir), what="cleanup of the half-created container")
+        with open("/proc/self/mountinfo") as f:
+            assert half not in f.read()
     r = pb().ListContainersRequest()
     r.filter.pod_sandbox_id = pod
     assert len(e.cl.runtime("ListContainers", r).containers) == 0
-    with open("/proc/self/mountinfo") as f:
-        assert half not in f.read()
 
 
 def test_crun_handler():
@@ -158,13 +230,13 @@ def test_crun_handler():
     if not os.access(ctrlib.CRUN, os.X_OK):
         raise harness.SkipTest("crun not installed")
     pod, pcfg = e.run_pod("crunpod", runtime_handler="crun")
+    cid = e.create(pod, pcfg, e.ctr_config("c", ["sh", "-c", "echo via-crun"]))
     try:
-        cid = e.create(pod, pcfg, e.ctr_config("c", ["sh", "-c", "echo via-crun"]))
+        e.start(cid)  # the runtime creates the container here
     except Exception as ex:
         if "cgroup" in str(ex).lower():
             raise harness.SkipTest("crun cannot create containers on this cgroup layout: %s" % str(ex)[:200])
         raise
-    e.start(cid)
     st = e.wait_state(cid, pb().CONTAINER_EXITED)
     assert st.exit_code == 0 and e.output(pcfg, "c") == "via-crun\n"
     assert "crun" in e.status(cid, verbose=True).info["info"]
@@ -212,21 +284,28 @@ def test_fifty_in_parallel():
 
 def main():
     global ENV
-    # A handler whose "create" is slow (and then fails) to catch cricd mid-create.
+    # A handler whose "run" (create + start) is slow and then fails, to catch
+    # cricd mid-start; one whose "run" works but lingers after it.
     d = harness.Daemon()
     slow = os.path.join(d.dir, "slow-runtime")
     with open(slow, "w") as f:
-        f.write("#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = create ] && { sleep 3; exit 1; }; done\n"
+        f.write("#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = run ] && { sleep 3; exit 1; }; done\n"
                 "exec %s \"$@\"\n" % ctrlib.RUNC)
     os.chmod(slow, 0o755)
+    slowstart = os.path.join(d.dir, "slowstart-runtime")
+    with open(slowstart, "w") as f:
+        f.write("#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = run ] && { %s \"$@\"; r=$?; sleep 3; exit $r; }; done\n"
+                "exec %s \"$@\"\n" % (ctrlib.RUNC, ctrlib.RUNC))
+    os.chmod(slowstart, 0o755)
     env = ctrlib.Env(extra={"runtime": {"handlers": {
         "runc": {"path": ctrlib.RUNC, "root": os.path.join(d.dir, "runc")},
         "crun": {"path": ctrlib.CRUN, "root": os.path.join(d.dir, "crun")},
-        "slow": {"path": slow, "root": os.path.join(d.dir, "slowroot")}}}}, daemon=d)
+        "slow": {"path": slow, "root": os.path.join(d.dir, "slowroot")},
+        "slowstart": {"path": slowstart, "root": os.path.join(d.dir, "runc")}}}}, daemon=d)
     with env as e:
         ENV = e
         harness.run_tests([test_restart_running_and_exited, test_kill_mid_stop, test_sigterm_during_stop,
-                           test_start_raced_crash,
+                           test_start_raced_crash, test_stop_during_start, test_kill_mid_start,
                            test_kill_mid_create,
                            test_crun_handler, test_unknown_handler, test_fifty_in_parallel])
 

@@ -277,6 +277,16 @@ class Env:
         return out.decode(errors="replace")
 
 
+def wait_gone(path, timeout=20):
+    """RemoveContainer answers once the record is gone; the trees follow on
+    cricd's thread pool."""
+    deadline = time.time() + timeout
+    while os.path.exists(path):
+        if time.time() > deadline:
+            raise AssertionError("'%s' still there after RemoveContainer" % path)
+        time.sleep(0.02)
+
+
 def rm_cgroups(parent):
     """Removes the test's cgroup parent in every hierarchy, deepest first."""
     for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):

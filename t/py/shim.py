@@ -290,6 +290,31 @@ def test_reopen_after_rename():
     assert parse_log(e.log("rot")) == [("stdout", "F", b"two")]
 
 
+def test_start_mode_and_signal():
+    """--start: one `runtime run --detach`, the container runs at once; the
+    SIGNAL request reaches it; after its exit the shim answers ESRCH."""
+    e = env()
+    e.launch("started", ["sh", "-c", "trap 'echo got-term; exit 3' TERM; echo up; while :; do sleep 0.1; done"],
+             extra=("--start",))
+    deadline = time.time() + 20
+    while b"up" not in stream_text(parse_log(e.log("started")), "stdout"):
+        assert time.time() < deadline, "no output without a separate start"
+        time.sleep(0.05)
+    r = e.drv("signal", "--state", e.state("started"), "--signal", "0", check=False)
+    assert r.returncode != 0, "signal 0 accepted"
+    e.drv("signal", "--state", e.state("started"), "--signal", str(int(signal.SIGTERM)))
+    assert e.wait("started") == (3, False)
+    assert b"got-term" in stream_text(parse_log(e.log("started")), "stdout")
+    r = e.drv("signal", "--state", e.state("started"), "--signal", str(int(signal.SIGTERM)), check=False)
+    assert r.returncode != 0
+
+
+def test_start_mode_error():
+    e = env()
+    r = e.launch("badstart", ["/no/such/binary"], extra=("--start",), check=False)
+    assert r.returncode != 0 and b" run" in r.stderr, r.stderr
+
+
 def test_oom_killed():
     e = env()
     st, oom = e.run("oom", ["sh", "-c", "head -c 300000000 /dev/zero | sort"], memory=16 << 20)
@@ -323,7 +348,13 @@ def test_launcher_killed_nothing_lost():
     assert e.wait("k9") == (7, False)
     recs = parse_log(e.log("k9"))
     assert [d for _, _, d in recs] == [b"line%d" % i for i in range(n)]
-    r = e.drv("status", "--state", e.state("k9"))
+    # The shim exits right after writing the exit record: give it a moment.
+    deadline = time.time() + 10
+    while True:
+        r = e.drv("status", "--state", e.state("k9"))
+        if b"alive=0" in r.stdout or time.time() > deadline:
+            break
+        time.sleep(0.05)
     assert r.stdout.startswith(b"exited ") and b"status=7" in r.stdout and b"alive=0" in r.stdout, r.stdout
 
 
@@ -425,7 +456,8 @@ def main():
     try:
         run_tests([test_exit_codes, test_launch_error_text, test_log_records_exact, test_interleaved_streams,
                    test_slow_partial_line, test_one_mib_line, test_binary_data, test_terminal, test_attach_stdin_echo,
-                   test_attach_terminal_resize, test_reopen_after_rename, test_oom_killed,
+                   test_attach_terminal_resize, test_reopen_after_rename, test_start_mode_and_signal,
+                   test_start_mode_error, test_oom_killed,
                    test_launcher_killed_nothing_lost, test_full_disk_holds_output_back, test_exec_sync, test_crun, test_shim_logs_clean])
     finally:
         ENV.cleanup()
