@@ -6,7 +6,6 @@ RemovePodSandbox p50/p90, RunPodSandbox-to-running time, the daemon's RSS
 with N running containers and ListContainers latency.  Asserts nothing."""
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -20,30 +19,10 @@ os.environ.setdefault("CRIC_BUILDDIR", build)
 os.environ.setdefault("CRIC_SRCDIR", src)
 import cricreg  # noqa: E402
 import harness  # noqa: E402
+from benchlib import have_containerd, pct, status_kib, stop, wait_sock  # noqa: E402
 
 pb = harness.pb2()
 CMD = ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
-
-
-def pct(v, p):
-    v = sorted(v)
-    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def wait_sock(sock, proc, name, timeout=30):
-    deadline = time.time() + timeout
-    while not os.path.exists(sock):
-        if proc.poll() is not None or time.time() > deadline:
-            raise RuntimeError("%s did not start" % name)
-        time.sleep(0.05)
 
 
 def run(name, cl, pid, ref, logdir):
@@ -74,7 +53,7 @@ def run(name, cl, pid, ref, logdir):
         t["run->running"].append(t3 - t0)
         pods.append((pod, cid))
     time.sleep(1)
-    rss = rss_kib(pid)
+    rss = status_kib(pid, "VmRSS")
     lat = []
     for _ in range(20):
         t0 = time.perf_counter()
@@ -118,11 +97,7 @@ def bench_cricd(reg, ref):
 
 
 def bench_containerd(reg, ref, pause):
-    if not shutil.which("containerd"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "containerd"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-    if not shutil.which("containerd"):
-        print("containerd: not installable, comparison skipped")
+    if not have_containerd():
         return
     d = tempfile.mkdtemp(prefix="ctrd-bench-")
     sock = os.path.join(d, "containerd.sock")
@@ -146,12 +121,7 @@ def bench_containerd(reg, ref, pause):
     except Exception as e:
         print("containerd: %s, comparison skipped" % str(e)[:300])
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
         harness.unmount_under(d)
         shutil.rmtree(d, ignore_errors=True)

@@ -16,6 +16,7 @@ BUILDDIR, SRCDIR = sys.argv[1], sys.argv[2]
 TARGET_MB = int(sys.argv[3]) if len(sys.argv) > 3 else 100
 sys.path.insert(0, os.path.join(SRCDIR, "t", "registry"))
 import cricreg  # noqa: E402
+from benchlib import have_containerd, status_kib, stop, wait_sock  # noqa: E402
 
 
 def build_image():
@@ -53,11 +54,7 @@ def build_image():
 
 
 def peak_rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+    return status_kib(pid, "VmHWM")
 
 
 class HelperPeak:
@@ -88,14 +85,6 @@ class HelperPeak:
         self.stop.set()
         self.t.join()
         return self.kib
-
-
-def wait_sock(path, proc, what):
-    deadline = time.time() + 30
-    while not os.path.exists(path):
-        if proc.poll() is not None or time.time() > deadline:
-            raise RuntimeError(what + " did not start")
-        time.sleep(0.05)
 
 
 def pull(sock, ref):
@@ -135,11 +124,7 @@ def bench_cricd(reg, ref, blob_mb):
 
 
 def bench_containerd(reg, ref, blob_mb):
-    if not shutil.which("containerd"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "containerd"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-    if not shutil.which("containerd"):
-        print("containerd: not installable, comparison skipped")
+    if not have_containerd():
         return
     d = tempfile.mkdtemp(prefix="ctrd-bench-")
     sock = os.path.join(d, "containerd.sock")
@@ -164,12 +149,7 @@ def bench_containerd(reg, ref, blob_mb):
     except RuntimeError as e:
         print("containerd: %s, comparison skipped" % e)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
         subprocess.run(["umount", "-R", d], stderr=subprocess.DEVNULL)
         for dp, _, _ in os.walk(d):

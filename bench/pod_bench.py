@@ -11,14 +11,11 @@ import sys
 import tempfile
 import time
 
+from benchlib import pct, stop
+
 BUILD, N = sys.argv[1], int(sys.argv[2])
 CTL = os.path.join(BUILD, "cricctl")
 PLUGINS = "/usr/lib/cni"
-
-
-def pct(v, p):
-    v = sorted(v)
-    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
 def cni_conf(tmp, tag):
@@ -256,12 +253,7 @@ def bench_containerd():
         except OSError:
             pass
     finally:
-        d.send_signal(signal.SIGTERM)
-        try:
-            d.wait(20)
-        except subprocess.TimeoutExpired:
-            d.kill()
-            d.wait()
+        stop(d)
         log.close()
         subprocess.run(["ip", "link", "del", bridge], stderr=subprocess.DEVNULL)
         with open("/proc/self/mountinfo") as f:

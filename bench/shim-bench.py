@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SRCDIR, "t", "py"))
 import shim as T  # noqa: E402  (rootfs, bundles, driver helpers)
+from benchlib import status_kib  # noqa: E402
 
 IDLE = int(os.environ.get("BENCH_IDLE", "50"))
 MB = int(os.environ.get("BENCH_MB", "500"))
@@ -48,11 +49,7 @@ def add_lines(env):
 
 
 def mem_of(pid):
-    rss = pd = 0
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
+    rss, pd = status_kib(pid, "VmRSS"), 0
     with open("/proc/%d/smaps_rollup" % pid) as f:
         for line in f:
             if line.startswith("Private_Dirty:"):

@@ -5,15 +5,13 @@
  * (t/fuzz/grpc-conn/ by default, or the files/dirs given as arguments). */
 #include "config.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "api.pb-c.h"
 #include "grpc/internal.h"
-#include "util/fs.h"
+#include "fuzz_replay.h"
 
 static uv_loop_t loop;
 static cric_server *srv;
@@ -103,66 +101,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef CRIC_LIBFUZZER
-static int run_file(const char *path)
+static void run_file(char *buf, size_t len)
 {
-    char *buf = NULL;
-    size_t len;
-    cric_error *err = NULL;
-    if (cric_read_file(path, 1 << 20, &buf, &len, &err) < 0) {
-        fprintf(stderr, "fuzz_grpc_conn: %s\n", err->msg);
-        cric_error_free(err);
-        return -1;
-    }
     LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
     /* and once more in a single read */
     if (len > 1 && buf[0] != 0) {
         buf[0] = 0;
         LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
     }
-    free(buf);
-    return 0;
-}
-
-static int run_path(const char *path, unsigned *n)
-{
-    struct stat st;
-    if (stat(path, &st) < 0) {
-        perror(path);
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        (*n)++;
-        return run_file(path);
-    }
-    struct dirent **ents;
-    int k = scandir(path, &ents, NULL, alphasort), r = 0;
-    if (k < 0) {
-        perror(path);
-        return -1;
-    }
-    for (int i = 0; i < k; i++) {
-        if (ents[i]->d_name[0] != '.' && r == 0) {
-            char p[4096];
-            snprintf(p, sizeof(p), "%s/%s", path, ents[i]->d_name);
-            r = run_path(p, n);
-        }
-        free(ents[i]);
-    }
-    free(ents);
-    return r;
 }
 
 int main(int argc, char **argv)
 {
-    char def[4096];
-    const char *srcdir = getenv("CRIC_SRCDIR");
-    snprintf(def, sizeof(def), "%s/t/fuzz/grpc-conn", srcdir ? srcdir : ".");
-    unsigned n = 0;
-    int r = 0;
-    if (argc < 2)
-        r = run_path(def, &n);
-    for (int i = 1; i < argc && r == 0; i++)
-        r = run_path(argv[i], &n);
+    long n = fuzz_replay("fuzz_grpc_conn", "t/fuzz/grpc-conn", 1 << 20, argc, argv, run_file);
     setup();
     cric_server_free(srv);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -170,11 +121,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "fuzz_grpc_conn: handles left open\n");
         return 1;
     }
-    if (r == 0 && n == 0) {
+    if (n == 0) {
         fprintf(stderr, "fuzz_grpc_conn: empty corpus\n");
         return 1;
     }
-    printf("fuzz_grpc_conn: %u inputs replayed\n", n);
-    return r < 0 ? 1 : 0;
+    printf("fuzz_grpc_conn: %ld inputs replayed\n", n);
+    return n < 0 ? 1 : 0;
 }
 #endif

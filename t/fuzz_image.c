@@ -5,16 +5,15 @@
  * or the files/dirs given as arguments. */
 #include "config.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "image/manifest.h"
 #include "image/store.h"
 #include "image/unpack.h"
+#include "fuzz_replay.h"
 #include "util/fs.h"
 
 #ifdef FUZZ_MANIFEST
@@ -73,61 +72,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef CRIC_LIBFUZZER
-static int run_path(const char *path, unsigned *n)
+static void run_file(char *buf, size_t len)
 {
-    struct stat st;
-    if (stat(path, &st) < 0) {
-        perror(path);
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        char *buf = NULL;
-        size_t len;
-        cric_error *err = NULL;
-        if (cric_read_file(path, 16 << 20, &buf, &len, &err) < 0) {
-            fprintf(stderr, NAME ": %s\n", err->msg);
-            cric_error_free(err);
-            return -1;
-        }
-        LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
-        free(buf);
-        (*n)++;
-        return 0;
-    }
-    struct dirent **ents;
-    int k = scandir(path, &ents, NULL, alphasort), r = 0;
-    if (k < 0) {
-        perror(path);
-        return -1;
-    }
-    for (int i = 0; i < k; i++) {
-        if (ents[i]->d_name[0] != '.' && r == 0) {
-            char p[4096];
-            snprintf(p, sizeof(p), "%s/%s", path, ents[i]->d_name);
-            r = run_path(p, n);
-        }
-        free(ents[i]);
-    }
-    free(ents);
-    return r;
+    LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
 }
 
 int main(int argc, char **argv)
 {
-    char def[4096];
-    const char *srcdir = getenv("CRIC_SRCDIR");
-    snprintf(def, sizeof(def), "%s/" CORPUS, srcdir ? srcdir : ".");
-    unsigned n = 0;
-    int r = 0;
-    if (argc < 2)
-        r = run_path(def, &n);
-    for (int i = 1; i < argc && r == 0; i++)
-        r = run_path(argv[i], &n);
-    if (r == 0 && n == 0) {
+    long n = fuzz_replay(NAME, CORPUS, 16 << 20, argc, argv, run_file);
+    if (n == 0) {
         fprintf(stderr, NAME ": empty corpus\n");
         return 1;
     }
-    printf(NAME ": %u inputs replayed\n", n);
-    return r < 0 ? 1 : 0;
+    printf(NAME ": %ld inputs replayed\n", n);
+    return n < 0 ? 1 : 0;
 }
 #endif

@@ -6,15 +6,13 @@
  * of every file (truncations, byte flips), so `make check` exercises it. */
 #include <config.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "api.pb-c.h"
 #include "config/config.h"
-#include "util/fs.h"
+#include "fuzz_replay.h"
 #include "util/pbjson.h"
 
 static void pb_round_trip(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t size)
@@ -72,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #ifndef CRIC_LIBFUZZER
 static unsigned runs;
 
-static void replay_buf(const char *buf, size_t len)
+static void replay_buf(char *buf, size_t len)
 {
     LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
     runs++;
@@ -100,57 +98,10 @@ static void replay_buf(const char *buf, size_t len)
     free(m);
 }
 
-static int replay_path(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) < 0) {
-        perror(path);
-        return 1;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (!d) {
-            perror(path);
-            return 1;
-        }
-        int rc = 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (de->d_name[0] == '.')
-                continue;
-            char sub[4096];
-            snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-            rc |= replay_path(sub);
-        }
-        closedir(d);
-        return rc;
-    }
-    char *buf = NULL;
-    size_t len = 0;
-    cric_error *err = NULL;
-    if (cric_read_file(path, 1 << 20, &buf, &len, &err) < 0) {
-        fprintf(stderr, "%s\n", err->msg);
-        cric_error_free(err);
-        return 1;
-    }
-    replay_buf(buf, len);
-    free(buf);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    int rc = 0;
-    if (argc > 1) {
-        for (int i = 1; i < argc; i++)
-            rc |= replay_path(argv[i]);
-    } else {
-        const char *src = getenv("CRIC_SRCDIR") ? getenv("CRIC_SRCDIR") : ".";
-        char dir[4096];
-        snprintf(dir, sizeof(dir), "%s/t/fuzz/json", src);
-        rc = replay_path(dir);
-    }
+    long n = fuzz_replay("fuzz_json", "t/fuzz/json", 1 << 20, argc, argv, replay_buf);
     printf("fuzz_json: %u inputs\n", runs);
-    return rc;
+    return n < 0 ? 1 : 0;
 }
 #endif

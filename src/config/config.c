@@ -219,6 +219,20 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+/* Replaces *dst with a copy of the string v. */
+static int str_from_json(struct load_ctx *lc, const cric_json *v, const char *key, char **dst, cric_error **err)
+{
+    int r = want(lc, v, CRIC_JSON_STRING, key, "a string", err);
+    if (r < 0)
+        return r;
+    char *s = strdup(v->str);
+    if (!s)
+        return cric_error_new(err, -ENOMEM, "out of memory");
+    free(*dst);
+    *dst = s;
+    return 0;
+}
+
 static int strv_from_json(struct load_ctx *lc, const cric_json *v, const char *key, char ***out, cric_error **err)
 {
     int r = want(lc, v, CRIC_JSON_ARRAY, key, "an array of strings", err);
@@ -264,11 +278,8 @@ static int registries_from_json(struct load_ctx *lc, const cric_json *v, const c
             char fpath[300];
             snprintf(fpath, sizeof(fpath), "%s.%s", path, o->keys[i]);
             if (strcmp(o->keys[i], "host") == 0) {
-                if ((r = want(lc, f, CRIC_JSON_STRING, fpath, "a string", err)) < 0)
+                if ((r = str_from_json(lc, f, fpath, &regs[n].host, err)) < 0)
                     goto fail;
-                free(regs[n].host);
-                if (!(regs[n].host = strdup(f->str)))
-                    goto oom;
             } else if (strcmp(o->keys[i], "insecure") == 0) {
                 if ((r = want(lc, f, CRIC_JSON_BOOL, fpath, "a boolean", err)) < 0)
                     goto fail;
@@ -337,15 +348,12 @@ static int handlers_from_json(struct load_ctx *lc, const cric_json *v, const cha
                 r = LOAD_ERR(lc, o->key_lines[i], "unknown key '%s'", fpath);
                 goto fail;
             }
-            if ((r = want(lc, f, CRIC_JSON_STRING, fpath, "a string", err)) < 0)
+            if ((r = str_from_json(lc, f, fpath, dst, err)) < 0)
                 goto fail;
             if (f->str[0] != '/') {
                 r = LOAD_ERR(lc, f->line, "'%s': '%s' is not an absolute path", fpath, f->str);
                 goto fail;
             }
-            free(*dst);
-            if (!(*dst = strdup(f->str)))
-                goto oom;
         }
         if (!hs[n].path || !hs[n].root) {
             r = LOAD_ERR(lc, o->line, "'%s': needs both \"path\" and \"root\"", path);
@@ -368,19 +376,11 @@ static int key_from_json(struct load_ctx *lc, struct cric_config *cfg, const str
 {
     int r;
     switch (k->type) {
-    case K_STR: {
-        if ((r = want(lc, v, CRIC_JSON_STRING, k->name, "a string", err)) < 0)
-            return r;
-        if (k->check && k->check(k->name, v->str, err) < 0)
+    case K_STR:
+        /* Checked before it replaces the value. */
+        if (v->type == CRIC_JSON_STRING && k->check && k->check(k->name, v->str, err) < 0)
             return cric_error_prefix(err, "%s:%u", lc->file, v->line);
-        char *s = strdup(v->str);
-        if (!s)
-            return cric_error_new(err, -ENOMEM, "out of memory");
-        char **p = FIELD(cfg, k, char *);
-        free(*p);
-        *p = s;
-        return 0;
-    }
+        return str_from_json(lc, v, k->name, FIELD(cfg, k, char *), err);
     case K_U64: {
         uint64_t u;
         if ((r = want(lc, v, CRIC_JSON_NUMBER, k->name, "an unsigned integer", err)) < 0)

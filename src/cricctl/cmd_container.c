@@ -322,14 +322,9 @@ int cricctl__status(struct cricctl *ctl, const char *id, bool verbose, Runtime__
 
 int cricctl_cmd_inspect(struct cricctl *ctl, int argc, char **argv)
 {
-    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
-    int c, r;
-    while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
-        if (c != 'o')
-            return 2;
-        if ((r = cricctl_set_output(ctl, optarg)))
-            return r;
-    }
+    int r = cricctl_parse_output_opt(ctl, argc, argv);
+    if (r)
+        return r;
     if (optind >= argc)
         return cricctl_fail("usage: inspect [-o json|yaml] CONTAINER-ID...") + 1;
     if (ctl->output == CRICCTL_OUT_TABLE)
@@ -342,30 +337,12 @@ int cricctl_cmd_inspect(struct cricctl *ctl, int argc, char **argv)
             continue;
         }
         /* Like crictl: {"status": ..., "info": <the info value as JSON>}. */
-        yajl_gen g = yajl_gen_alloc(NULL);
-        yajl_gen_map_open(g);
-        if (s->status) {
-            yajl_gen_string(g, (const unsigned char *)"status", 6);
-            cric_pbjson_gen(g, &s->status->base);
-        }
-        for (size_t k = 0; k < s->n_info; k++) {
-            const char *key = s->info[k]->key, *v = s->info[k]->value;
-            yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-            cric_json *tree = NULL;
-            if (cric_json_parse(v, strlen(v), false, &tree, NULL) == 0) {
-                cric_json_gen(g, tree);
-                cric_json_free(tree);
-            } else {
-                yajl_gen_string(g, (const unsigned char *)v, strlen(v));
-            }
-        }
-        yajl_gen_map_close(g);
-        const unsigned char *buf;
-        size_t len;
-        yajl_gen_get_buf(g, &buf, &len);
-        _cleanup_free_ char *json = strndup((const char *)buf, len);
-        yajl_gen_free(g);
-        if (!json || cricctl_print_json(ctl, json))
+        yajl_gen g = cricctl_json_begin(false);
+        cricctl_json_message(g, "status", (const ProtobufCMessage *)s->status);
+        for (size_t k = 0; k < s->n_info; k++)
+            cricctl_json_info(g, s->info[k]->key, s->info[k]->value);
+        _cleanup_free_ char *json = NULL;
+        if (cricctl_json_end(g, &json) < 0 || cricctl_print_json(ctl, json))
             rc = 1;
         protobuf_c_message_free_unpacked(&s->base, NULL);
     }

@@ -212,51 +212,19 @@ int cricctl_cmd_pods(struct cricctl *ctl, int argc, char **argv)
 /* {"status": <PodSandboxStatus>, "info": <parsed info JSON>} like crictl. */
 static int inspect_json(const Runtime__V1__PodSandboxStatusResponse *s, char **out)
 {
-    yajl_gen g = yajl_gen_alloc(NULL);
-    if (!g)
-        return -1;
-    yajl_gen_config(g, yajl_gen_beautify, 1);
-    yajl_gen_config(g, yajl_gen_indent_string, "  ");
-    yajl_gen_map_open(g);
-    if (s->status) {
-        yajl_gen_string(g, (const unsigned char *)"status", 6);
-        cric_pbjson_gen(g, &s->status->base);
-    }
-    for (size_t i = 0; i < s->n_info; i++) {
-        const char *k = s->info[i]->key, *v = s->info[i]->value;
-        yajl_gen_string(g, (const unsigned char *)k, strlen(k));
-        cric_json *tree = NULL;
-        if (cric_json_parse(v, strlen(v), false, &tree, NULL) == 0) {
-            cric_json_gen(g, tree);
-            cric_json_free(tree);
-        } else {
-            yajl_gen_string(g, (const unsigned char *)v, strlen(v));
-        }
-    }
-    yajl_gen_map_close(g);
-    const unsigned char *buf;
-    size_t len;
-    int r = -1;
-    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok && (*out = strndup((const char *)buf, len)))
-        r = 0;
-    yajl_gen_free(g);
-    return r;
+    yajl_gen g = cricctl_json_begin(true);
+    cricctl_json_message(g, "status", (const ProtobufCMessage *)s->status);
+    for (size_t i = 0; i < s->n_info; i++)
+        cricctl_json_info(g, s->info[i]->key, s->info[i]->value);
+    return cricctl_json_end(g, out);
 }
 
 int cricctl_cmd_inspectp(struct cricctl *ctl, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        { "output", required_argument, NULL, 'o' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c, r;
     ctl->output = CRICCTL_OUT_JSON;
-    while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
-        if (c != 'o')
-            return 2;
-        if ((r = cricctl_set_output(ctl, optarg)))
-            return r;
-    }
+    int r = cricctl_parse_output_opt(ctl, argc, argv);
+    if (r)
+        return r;
     if (optind >= argc)
         return cricctl_fail("usage: inspectp [-o json|yaml] POD-ID...") + 1;
     int rc = 0;

@@ -16,17 +16,9 @@
 /* Options of a command whose only option is -o. */
 static int parse_output_only(struct cricctl *ctl, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        { "output", required_argument, NULL, 'o' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c, r;
-    while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
-        if (c != 'o')
-            return 2;
-        if ((r = cricctl_set_output(ctl, optarg)))
-            return r;
-    }
+    int r = cricctl_parse_output_opt(ctl, argc, argv);
+    if (r)
+        return r;
     if (optind < argc)
         return cricctl_fail("%s: unexpected argument '%s'", argv[0], argv[optind]) + 1;
     return 0;
@@ -56,48 +48,22 @@ int cricctl_cmd_version(struct cricctl *ctl, int argc, char **argv)
  * <info key>: <info value parsed as JSON>...}. */
 static int info_json(const Runtime__V1__StatusResponse *s, char **out)
 {
-    yajl_gen g = yajl_gen_alloc(NULL);
-    if (!g)
-        return -1;
-    yajl_gen_config(g, yajl_gen_beautify, 1);
-    yajl_gen_config(g, yajl_gen_indent_string, "  ");
-    yajl_gen_map_open(g);
-    if (s->status) {
-        yajl_gen_string(g, (const unsigned char *)"status", 6);
-        cric_pbjson_gen(g, &s->status->base);
-    }
-    if (s->n_runtime_handlers) {
+    yajl_gen g = cricctl_json_begin(true);
+    cricctl_json_message(g, "status", (const ProtobufCMessage *)s->status);
+    if (g && s->n_runtime_handlers) {
         yajl_gen_string(g, (const unsigned char *)"runtimeHandlers", 15);
         yajl_gen_array_open(g);
         for (size_t i = 0; i < s->n_runtime_handlers; i++)
             cric_pbjson_gen(g, &s->runtime_handlers[i]->base);
         yajl_gen_array_close(g);
     }
-    if (s->features) {
-        yajl_gen_string(g, (const unsigned char *)"features", 8);
-        cric_pbjson_gen(g, &s->features->base);
-    }
-    for (size_t i = 0; i < s->n_info; i++) {
-        const char *k = s->info[i]->key, *v = s->info[i]->value;
-        yajl_gen_string(g, (const unsigned char *)k, strlen(k));
-        cric_json *tree = NULL;
-        if (cric_json_parse(v, strlen(v), false, &tree, NULL) == 0) {
-            cric_json_gen(g, tree);
-            cric_json_free(tree);
-        } else {
-            yajl_gen_string(g, (const unsigned char *)v, strlen(v));
-        }
-    }
-    yajl_gen_map_close(g);
-    const unsigned char *buf;
-    size_t len;
-    int r = -1;
-    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok && (*out = strndup((const char *)buf, len))) {
-        cric_json_tidy(*out);
-        r = 0;
-    }
-    yajl_gen_free(g);
-    return r;
+    cricctl_json_message(g, "features", (const ProtobufCMessage *)s->features);
+    for (size_t i = 0; i < s->n_info; i++)
+        cricctl_json_info(g, s->info[i]->key, s->info[i]->value);
+    if (cricctl_json_end(g, out) < 0)
+        return -1;
+    cric_json_tidy(*out);
+    return 0;
 }
 
 int cricctl_cmd_info(struct cricctl *ctl, int argc, char **argv)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include <protobuf-c/protobuf-c.h>
+#include <yajl/yajl_gen.h>
 
 #include "grpc/client.h"
 
@@ -55,10 +56,24 @@ int cricctl_stream(struct cricctl *ctl, const char *service, const char *method,
 /** Parses "json", "yaml" or "table" into ctl->output; prints an error and
  * returns 2 if it is none of them. */
 int cricctl_set_output(struct cricctl *ctl, const char *arg);
+/** The option loop of a command whose only option is -o/--output.  0 or exit
+ * code; the operands start at optind. */
+int cricctl_parse_output_opt(struct cricctl *ctl, int argc, char **argv);
 /** Prints a message as protojson (-o json) or YAML (-o yaml). 0 or exit code. */
 int cricctl_print_message(struct cricctl *ctl, const ProtobufCMessage *msg);
 /** Prints a JSON document in the format asked for (json or yaml). */
 int cricctl_print_json(struct cricctl *ctl, const char *json);
+/* A verbose status as crictl prints it: {"status": <message>, <info key>:
+ * <info value parsed as JSON, else as a string>...}.  Begin, add the fields,
+ * end; the adders do nothing and end fails if begin gave NULL. */
+/** Opens the object (two-space indented if pretty); NULL if out of memory. */
+yajl_gen cricctl_json_begin(bool pretty);
+/** Adds "key": <msg as protojson>; nothing if msg is NULL. */
+void cricctl_json_message(yajl_gen g, const char *key, const ProtobufCMessage *msg);
+/** Adds one verbose info entry. */
+void cricctl_json_info(yajl_gen g, const char *key, const char *value);
+/** Closes the object and frees g; *out is the text (free it).  0 or -1. */
+int cricctl_json_end(yajl_gen g, char **out);
 /** Prints "cricctl: <message>" to stderr and returns 1. */
 int cricctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /** Parses a duration: "500ms", "30s", "2m", "1h"; a bare number is seconds. */

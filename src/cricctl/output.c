@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,73 @@ int cricctl_set_output(struct cricctl *ctl, const char *arg)
     else
         return cricctl_fail("unknown output format '%s' (json, yaml or table)", arg) + 1;
     return 0;
+}
+
+int cricctl_parse_output_opt(struct cricctl *ctl, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "output", required_argument, NULL, 'o' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c, r;
+    while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+        if (c != 'o')
+            return 2;
+        if ((r = cricctl_set_output(ctl, optarg)))
+            return r;
+    }
+    return 0;
+}
+
+/* ---- Verbose status objects, as crictl prints them ---- */
+
+yajl_gen cricctl_json_begin(bool pretty)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (!g)
+        return NULL;
+    if (pretty) {
+        yajl_gen_config(g, yajl_gen_beautify, 1);
+        yajl_gen_config(g, yajl_gen_indent_string, "  ");
+    }
+    yajl_gen_map_open(g);
+    return g;
+}
+
+void cricctl_json_message(yajl_gen g, const char *key, const ProtobufCMessage *msg)
+{
+    if (!g || !msg)
+        return;
+    yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+    cric_pbjson_gen(g, msg);
+}
+
+void cricctl_json_info(yajl_gen g, const char *key, const char *value)
+{
+    if (!g)
+        return;
+    yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+    cric_json *tree = NULL;
+    if (cric_json_parse(value, strlen(value), false, &tree, NULL) == 0) {
+        cric_json_gen(g, tree);
+        cric_json_free(tree);
+    } else {
+        yajl_gen_string(g, (const unsigned char *)value, strlen(value));
+    }
+}
+
+int cricctl_json_end(yajl_gen g, char **out)
+{
+    if (!g)
+        return -1;
+    yajl_gen_map_close(g);
+    const unsigned char *buf;
+    size_t len;
+    int r = -1;
+    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok && (*out = strndup((const char *)buf, len)))
+        r = 0;
+    yajl_gen_free(g);
+    return r;
 }
 
 /* ---- YAML: the JSON tree printed block-style ---- */

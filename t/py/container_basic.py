@@ -41,9 +41,7 @@ def test_lifecycle():
     e.start(cid)
     st = e.status(cid).status
     assert st.state == pb().CONTAINER_RUNNING and st.started_at >= st.created_at
-    deadline = time.time() + 10
-    while "err" not in e.output(pcfg, "c1") and time.time() < deadline:
-        time.sleep(0.05)
+    harness.poll(lambda: "err" in e.output(pcfg, "c1"))
     out = e.output(pcfg, "c1")
     assert "hello\n" in out and "err\n" in out, out
     lst = e.cl.runtime("ListContainers").containers
@@ -101,9 +99,7 @@ def test_stop_timeout_kill():
     e = ENV
     pod, pcfg = e.run_pod("stopkill")
     cid = e.run(pod, pcfg, "trap", ["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done"])
-    deadline = time.time() + 10
-    while "ready" not in e.output(pcfg, "trap") and time.time() < deadline:
-        time.sleep(0.05)
+    harness.poll(lambda: "ready" in e.output(pcfg, "trap"))
     e.stop(cid, timeout=1)
     st = e.status(cid).status
     assert st.state == pb().CONTAINER_EXITED and st.exit_code == 137, (st.state, st.exit_code)
@@ -332,9 +328,7 @@ def test_update_resources_reopen_log():
     log = st.log_path
     os.rename(log, log + ".1")
     e.cl.runtime("ReopenContainerLog", pb().ReopenContainerLogRequest(container_id=cid))
-    deadline = time.time() + 10
-    while not (os.path.exists(log) and b"tick" in open(log, "rb").read()) and time.time() < deadline:
-        time.sleep(0.05)
+    harness.poll(lambda: os.path.exists(log) and b"tick" in open(log, "rb").read())
     assert b"tick" in open(log, "rb").read()
     e.stop(cid, timeout=5)
     try:
@@ -355,9 +349,7 @@ def test_image_removed_under_container():
     assert set(os.listdir(layers)) == before
     assert e.exec_sync(cid, ["cat", "/etc/passwd"]).exit_code == 0
     e.remove(cid)
-    deadline = time.time() + 10
-    while len(os.listdir(layers)) >= len(before) and time.time() < deadline:
-        time.sleep(0.05)
+    harness.poll(lambda: len(os.listdir(layers)) < len(before))
     assert len(os.listdir(layers)) == len(before) - 1, (before, os.listdir(layers))
 
 

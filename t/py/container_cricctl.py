@@ -4,7 +4,6 @@ stop, rm, run."""
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -62,9 +61,7 @@ def t_commands(e):
     assert p.returncode == 4 and p.stdout == "in\n" and p.stderr == "err\n", p
     p = ctl(e, "exec", "--timeout", "1s", cid, "sleep", "30", check=False)
     assert p.returncode != 0 and "DEADLINE" in p.stderr, p
-    deadline = time.time() + 10
-    while "last" not in ctl(e, "logs", cid).stdout and time.time() < deadline:
-        time.sleep(0.1)
+    harness.poll(lambda: "last" in ctl(e, "logs", cid).stdout, interval=0.1)
     p = ctl(e, "logs", cid)
     lines = p.stdout.split("\n")
     assert lines[0] == "first" and lines[1] == "x" * 100000 and lines[2] == "last", [x[:20] for x in lines]
@@ -115,9 +112,7 @@ def t_run(e):
     cj = {"metadata": {"name": "r"}, "image": {"image": "test/busybox"}, "command": ["sh", "-c", "echo ran"],
           "log_path": "r.log"}
     cid = ctl(e, "run", write(e, "rc.json", cj), write(e, "rp.json", pj)).stdout.strip()
-    deadline = time.time() + 10
-    while ctl(e, "logs", cid).stdout != "ran\n" and time.time() < deadline:
-        time.sleep(0.1)
+    harness.poll(lambda: ctl(e, "logs", cid).stdout == "ran\n", interval=0.1)
     assert ctl(e, "logs", cid).stdout == "ran\n"
 
 

@@ -55,9 +55,7 @@ def t_pod(e, reg):
     e.start(sid)
     st = e.status(sid).status
     assert st.image_id == img and "@sha256:" in st.image_ref and st.state == pb.CONTAINER_RUNNING, st
-    deadline = time.time() + 10
-    while "serving" not in e.output(pcfg, "srv") and time.time() < deadline:
-        time.sleep(0.05)
+    harness.poll(lambda: "serving" in e.output(pcfg, "srv"))
     # The pod's own IP from inside the pod reaches the server.
     r = None
     for _ in range(50):

@@ -11,6 +11,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import ctrlib  # noqa: E402
+from harness import wait_for  # noqa: E402
 
 ctrlib.need_env()
 ENV = None
@@ -18,14 +19,6 @@ ENV = None
 
 def pb():
     return harness.pb2()
-
-
-def wait_for(pred, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while not pred():
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
 
 
 def test_restart_running_and_exited():

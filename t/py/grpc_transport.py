@@ -125,11 +125,7 @@ def stats(ch):
 
 
 def wait_for(pred, what, timeout=20):
-    deadline = time.time() + timeout
-    while not pred():
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.02)
+    harness.wait_for(pred, what, timeout, interval=0.02)
 
 
 def raw_until_eof(sock_path, payload, shut_wr=False):

@@ -34,6 +34,23 @@ def pb2():
     return _pb2
 
 
+def wait_for(pred, what="condition", timeout=20, interval=0.05):
+    """Polls pred() until it is true; AssertionError naming what after timeout seconds."""
+    deadline = time.time() + timeout
+    while not pred():
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(interval)
+
+
+def poll(pred, timeout=10, interval=0.05):
+    """Polls pred() until it is true or timeout seconds passed; the caller
+    asserts what it needs afterwards."""
+    deadline = time.time() + timeout
+    while not pred() and time.time() < deadline:
+        time.sleep(interval)
+
+
 def need_root():
     if os.geteuid() != 0:
         print("SKIP: needs root")
