@@ -10,6 +10,7 @@
 #include "api.pb-c.h"
 #include "cni/cni.h"
 #include "cri/cri.h"
+#include "image/cri_image.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
@@ -79,18 +80,21 @@ static void on_status(cric_call *call, const ProtobufCMessage *msg, void *ctx)
     Runtime__V1__RuntimeFeatures features = RUNTIME__V1__RUNTIME_FEATURES__INIT;
     resp.features = &features;
 
-    _cleanup_free_ char *config_json = NULL;
+    _cleanup_free_ char *config_json = NULL, *pulls_json = NULL;
     Runtime__V1__StatusResponse__InfoEntry config_entry = RUNTIME__V1__STATUS_RESPONSE__INFO_ENTRY__INIT;
-    Runtime__V1__StatusResponse__InfoEntry *info[] = { &config_entry };
+    Runtime__V1__StatusResponse__InfoEntry pulls_entry = RUNTIME__V1__STATUS_RESPONSE__INFO_ENTRY__INIT;
+    Runtime__V1__StatusResponse__InfoEntry *info[] = { &config_entry, &pulls_entry };
     if (req->verbose) {
         cric_error *err = NULL;
-        if (cric_config_to_json(d->cfg, &config_json, &err) < 0) {
+        if (cric_config_to_json(d->cfg, &config_json, &err) < 0 || cri_image_pulls_json(d, &pulls_json, &err) < 0) {
             cric_call_fail_error(call, err);
             cric_error_free(err);
             return;
         }
         config_entry.key = "config";
         config_entry.value = config_json;
+        pulls_entry.key = "pulls";
+        pulls_entry.value = pulls_json;
         resp.n_info = ARRAY_SIZE(info);
         resp.info = info;
     }

@@ -1,15 +1,21 @@
 /* cricctl pull, images, inspecti, rmi, imagefsinfo. */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <yajl/yajl_gen.h>
 
 #include "api.pb-c.h"
 #include "cricctl/cricctl.h"
+#include "image/ref.h"
 #include "util/json.h"
 #include "util/pbjson.h"
 
@@ -25,25 +31,124 @@ static void human_size(uint64_t b, char *out, size_t n)
     snprintf(out, n, u ? "%.3g%s" : "%.0f%s", v, units[u]);
 }
 
+/* ---- pull progress: a child polls Status(verbose) "pulls" while the parent
+ * blocks in PullImage (CRI has no progress stream). ---- */
+
+#define MIB (1024.0 * 1024.0)
+
+/* One frame: back up over the previous frame's lines, one line per layer.
+ * Built whole and written with one write() so a kill never splits a line. */
+static unsigned draw_frame(const cric_json *layers, unsigned prev)
+{
+    size_t cap = 128 + (layers ? layers->len : 0) * 96, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return prev;
+    if (prev)
+        len += (size_t)snprintf(buf, cap, "\033[%uA", prev);
+    unsigned n = 0;
+    for (size_t i = 0; layers && i < layers->len; i++) {
+        const cric_json *l = layers->items[i];
+        const cric_json *dg = cric_json_get(l, "digest"), *d = cric_json_get(l, "done"),
+                        *t = cric_json_get(l, "total");
+        if (!dg || dg->type != CRIC_JSON_STRING || !d || d->type != CRIC_JSON_NUMBER || !t ||
+            t->type != CRIC_JSON_NUMBER)
+            continue;
+        const char *colon = strchr(dg->str, ':');
+        int w = snprintf(buf + len, cap - len, "\r\033[K%.12s: %.1f MiB / %.1f MiB\n", colon ? colon + 1 : dg->str,
+                         strtod(d->str, NULL) / MIB, strtod(t->str, NULL) / MIB);
+        if (w < 0 || (size_t)w >= cap - len)
+            break;
+        len += (size_t)w;
+        n++;
+    }
+    if (n >= prev && len && write(STDOUT_FILENO, buf, len) < 0)
+        n = prev;
+    free(buf);
+    return n >= prev ? n : prev;
+}
+
+/* The child: never returns. */
+static _Noreturn void progress_child(const struct cricctl *ctl, const char *ref)
+{
+    struct cric_image_ref r = {0};
+    char *norm = NULL;
+    cric_client *c = NULL;
+    if (cric_image_ref_parse(ref, &r, NULL) < 0 || !(norm = cric_image_ref_string(&r)) ||
+        cric_client_connect(ctl->endpoint, ctl->timeout_ms, &c, NULL) < 0)
+        _exit(0);
+    unsigned lines = 0;
+    for (;;) {
+        struct timespec ts = {0, 250 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        Runtime__V1__StatusRequest req = RUNTIME__V1__STATUS_REQUEST__INIT;
+        req.verbose = true;
+        ProtobufCMessage *m = NULL;
+        int status = 0;
+        char *msg = NULL;
+        if (cric_client_call(c, "/runtime.v1.RuntimeService/Status", &req.base,
+                             &runtime__v1__status_response__descriptor, ctl->timeout_ms, &m, &status, &msg, NULL) < 0)
+            _exit(0);
+        free(msg);
+        if (!m)
+            continue;
+        const Runtime__V1__StatusResponse *resp = (const Runtime__V1__StatusResponse *)m;
+        for (size_t i = 0; i < resp->n_info; i++) {
+            cric_json *j = NULL;
+            if (strcmp(resp->info[i]->key, "pulls") != 0 ||
+                cric_json_parse(resp->info[i]->value, strlen(resp->info[i]->value), false, &j, NULL) < 0)
+                continue;
+            const cric_json *layers = cric_json_get(cric_json_get(j, norm), "layers");
+            if (layers && layers->type == CRIC_JSON_ARRAY)
+                lines = draw_frame(layers, lines);
+            cric_json_free(j);
+        }
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+}
+
+static pid_t progress_start(const struct cricctl *ctl, const char *ref)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0)
+        progress_child(ctl, ref);
+    return pid;
+}
+
+static void progress_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
 int cricctl_cmd_pull(struct cricctl *ctl, int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"creds", required_argument, NULL, 'c'},
         {"auth", required_argument, NULL, 'a'},
+        {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
     const char *creds = NULL, *auth = NULL;
+    bool quiet = false;
     int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "q", longopts, NULL)) != -1) {
         if (c == 'c')
             creds = optarg;
         else if (c == 'a')
             auth = optarg;
+        else if (c == 'q')
+            quiet = true;
         else
             return 2;
     }
     if (optind + 1 != argc)
-        return cricctl_fail("usage: pull [--creds USER:PASSWORD] [--auth BASE64] IMAGE") + 1;
+        return cricctl_fail("usage: pull [-q] [--creds USER:PASSWORD] [--auth BASE64] IMAGE") + 1;
     Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
     spec.image = argv[optind];
     Runtime__V1__AuthConfig ac = RUNTIME__V1__AUTH_CONFIG__INIT;
@@ -65,8 +170,10 @@ int cricctl_cmd_pull(struct cricctl *ctl, int argc, char **argv)
         req.auth = &ac;
     }
     ProtobufCMessage *m = NULL;
+    pid_t progress = !quiet && isatty(STDOUT_FILENO) ? progress_start(ctl, argv[optind]) : -1;
     int r = cricctl_call(ctl, "ImageService", "PullImage", &req.base, &runtime__v1__pull_image_response__descriptor,
                          &m);
+    progress_stop(progress);
     if (user) {
         explicit_bzero(user, strlen(creds));
         free(user);

@@ -26,6 +26,11 @@ struct cric_image_service {
 
 struct cric_image_store *cri_image_store(const cricd *d) { return d->images ? d->images->store : NULL; }
 
+int cri_image_pulls_json(cricd *d, char **out, cric_error **err)
+{
+    return cric_pullproc_progress_json(d->images ? d->images->puller : NULL, out, err);
+}
+
 /* ---- thread-pool jobs that own everything they touch ---- */
 
 struct gc_job {

@@ -9,4 +9,8 @@
  * thread only).  NULL before cri_image_init succeeded. */
 struct cric_image_store *cri_image_store(const cricd *d);
 
+/** The pulls in flight with their latest per-layer progress, as JSON for
+ * Status verbose's "pulls" key (see cric_pullproc_progress_json). */
+int cri_image_pulls_json(cricd *d, char **out, cric_error **err);
+
 #endif

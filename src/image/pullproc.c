@@ -19,6 +19,15 @@ struct waiter {
     struct waiter *next;
 };
 
+/* The last progress the helper reported for one layer. */
+struct layer_progress {
+    char *digest;
+    uint64_t done, total;
+};
+
+/* Bounds what a helper can make cricd hold for Status: images have far fewer layers. */
+#define PROGRESS_LAYERS_MAX 256
+
 struct job {
     struct cric_pullproc *p;
     struct job *next;
@@ -38,6 +47,8 @@ struct job {
     int64_t status;
     int signal;
     struct waiter *waiters;
+    struct layer_progress *layers;  /* latest progress line per layer, in order seen */
+    size_t n_layers;
 };
 
 struct cric_pullproc {
@@ -165,6 +176,9 @@ static void job_free(struct job *j)
     }
     wipe_free(j->key);
     wipe_free(j->req);
+    for (size_t i = 0; i < j->n_layers; i++)
+        free(j->layers[i].digest);
+    free(j->layers);
     free(j->ref);
     free(j->buf);
     free(j->answer);
@@ -225,24 +239,43 @@ static void on_exit_cb(uv_process_t *proc, int64_t status, int sig)
     close_handle(j, (uv_handle_t *)&j->proc);
 }
 
+/* Keeps the latest figures for digest (for Status), bounded in count. */
+static void remember_progress(struct job *j, const char *digest, uint64_t done, uint64_t total)
+{
+    size_t i = 0;
+    while (i < j->n_layers && strcmp(j->layers[i].digest, digest) != 0)
+        i++;
+    if (i == j->n_layers) {
+        if (i >= PROGRESS_LAYERS_MAX || strlen(digest) > 200)
+            return;
+        struct layer_progress *nl = realloc(j->layers, (i + 1) * sizeof(*nl));
+        if (!nl)
+            return;
+        j->layers = nl;
+        if (!(nl[i].digest = strdup(digest)))
+            return;
+        j->n_layers++;
+    }
+    j->layers[i].done = done;
+    j->layers[i].total = total;
+}
+
 static void on_line(struct job *j, char *line)
 {
     if (strncmp(line, "{\"progress\"", 11) == 0) {
-        bool any = false;
-        for (struct waiter *w = j->waiters; w; w = w->next)
-            any |= w->progress != NULL;
-        if (!any)
-            return;
         yajl_val root = NULL;
         if (cric__json_parse(line, strlen(line), "progress", &root, NULL) < 0)
             return;
         yajl_val pr = cric__json_get(root, "progress");
         yajl_val b = cric__json_get(pr, "bytes"), t = cric__json_get(pr, "total");
         const char *digest = cric__json_str(pr, "digest");
-        if (digest && YAJL_IS_INTEGER(b) && YAJL_IS_INTEGER(t))
+        if (digest && YAJL_IS_INTEGER(b) && YAJL_IS_INTEGER(t) && YAJL_GET_INTEGER(b) >= 0 &&
+            YAJL_GET_INTEGER(t) >= 0) {
+            remember_progress(j, digest, (uint64_t)YAJL_GET_INTEGER(b), (uint64_t)YAJL_GET_INTEGER(t));
             for (struct waiter *w = j->waiters; w; w = w->next)
                 if (w->progress)
                     w->progress(w->data, digest, (uint64_t)YAJL_GET_INTEGER(b), (uint64_t)YAJL_GET_INTEGER(t));
+        }
         yajl_tree_free(root);
         return;
     }
@@ -487,4 +520,41 @@ int cric_pullproc_pull(struct cric_pullproc *p, const char *ref, const struct cr
     j->next = p->jobs;
     p->jobs = j;
     return 0;
+}
+
+int cric_pullproc_progress_json(struct cric_pullproc *p, char **out, cric_error **err)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (!g)
+        return cric_error_sys(err, -ENOMEM, "pull progress");
+    yajl_gen_map_open(g);
+    /* Keyed by the normalised reference only (never j->key: it holds the
+     * credentials).  Pulls of one reference with different credentials are
+     * separate helpers; the first listed stands for them. */
+    for (struct job *j = p ? p->jobs : NULL; j; j = j->next) {
+        bool dup = false;
+        for (struct job *k = p->jobs; k != j && !dup; k = k->next)
+            dup = strcmp(k->ref, j->ref) == 0;
+        if (dup)
+            continue;
+        cric__gen_str(g, j->ref);
+        yajl_gen_map_open(g);
+        cric__gen_str(g, "layers");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < j->n_layers; i++) {
+            yajl_gen_map_open(g);
+            cric__gen_kv(g, "digest", j->layers[i].digest);
+            cric__gen_str(g, "done");
+            yajl_gen_integer(g, (long long)j->layers[i].done);
+            cric__gen_str(g, "total");
+            yajl_gen_integer(g, (long long)j->layers[i].total);
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+    int r = cric__gen_take(g, out);
+    yajl_gen_free(g);
+    return r < 0 ? cric_error_sys(err, r, "pull progress") : 0;
 }

@@ -26,5 +26,9 @@ void cric_pullproc_close(struct cric_pullproc *p, void (*done)(void *), void *da
  * is called exactly once, later, from the loop. */
 int cric_pullproc_pull(struct cric_pullproc *p, const char *ref, const struct cric_pull_auth *auth, cric_pull_cb cb,
                        cric_pull_progress_cb progress, void *data, cric_error **err);
+/** The latest per-layer progress of the pulls in flight as a JSON object
+ * {"<reference>": {"layers": [{"digest", "done", "total"}, ...]}} (malloc'd
+ * into *out); finished pulls are gone from it.  Never holds credentials. */
+int cric_pullproc_progress_json(struct cric_pullproc *p, char **out, cric_error **err);
 
 #endif

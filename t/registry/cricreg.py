@@ -496,7 +496,8 @@ class Registry:
 class LyingRegistry:
     """Serves images from memory, anonymously, over HTTP; blobs listed in
     corrupt get wrong bytes, those in drop are cut off mid-body, those in
-    stall send their headers and then nothing (until stop())."""
+    stall send their headers and then nothing (until stop()); those in gate
+    send their first half, then the rest once gate[digest] (an Event) is set."""
 
     def __init__(self):
         self.manifests = {}  # (repo, ref) -> (data, media type)
@@ -504,6 +505,7 @@ class LyingRegistry:
         self.corrupt = set()
         self.drop = set()
         self.stall = set()
+        self.gate = {}
         self.redirect = set()   # blobs answered with a 307 to /storage/ on "localhost"
         self.storage_hits = []  # (digest, Authorization header) of redirected fetches
         self.blob_gets = {}     # digest -> number of GETs
@@ -552,6 +554,16 @@ class LyingRegistry:
                         outer.stopping.wait(60)
                         self.close_connection = True
                         return
+                    if ref in outer.gate:
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/octet-stream")
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.write(data[:len(data) // 2])
+                        self.wfile.flush()
+                        outer.gate[ref].wait(60)
+                        self.wfile.write(data[len(data) // 2:])
+                        return
                     if ref in outer.drop:
                         self.send_response(200)
                         self.send_header("Content-Type", "application/octet-stream")
@@ -587,5 +599,7 @@ class LyingRegistry:
 
     def stop(self):
         self.stopping.set()
+        for ev in self.gate.values():
+            ev.set()
         self.httpd.shutdown()
         self.httpd.server_close()
