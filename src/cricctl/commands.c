@@ -8,7 +8,7 @@
 const struct cricctl_command cricctl_commands[] = {
     { "version", cricctl_cmd_version, "[-o json|yaml]", "show the runtime's name and versions" },
     { "info", cricctl_cmd_info, "[-o json|yaml]", "show the runtime's status and configuration" },
-    { "pull", cricctl_cmd_pull, "[--creds USER:PASSWORD] [--auth BASE64] IMAGE", "pull an image from a registry" },
+    { "pull", cricctl_cmd_pull, "[-q] [--creds USER:PASSWORD] [--auth BASE64] IMAGE", "pull an image from a registry" },
     { "images", cricctl_cmd_images, "[-q] [--digests] [-o json|yaml] [IMAGE]", "list images" },
     { "inspecti", cricctl_cmd_inspecti, "[-o json|yaml] IMAGE...", "show an image's status and config" },
     { "rmi", cricctl_cmd_rmi, "IMAGE...", "remove images" },
