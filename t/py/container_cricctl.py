@@ -39,9 +39,11 @@ def t_commands(e):
     pod = e.cl.runtime("RunPodSandbox", e.pb.RunPodSandboxRequest(
         config=e.pod_config("ctlpod"))).pod_sandbox_id
     # A line longer than the shim's 64 KiB buffer becomes P records; logs joins them.
+    # stdout and stderr are separate pipes, so their relative order in the log is
+    # only certain with a pause between them: "last" comes well after "oops".
     cj = {"metadata": {"name": "web"}, "image": {"image": "test/busybox"},
           "command": ["sh", "-c", "echo first; echo oops >&2; head -c 100000 /dev/zero | tr '\\0' x; echo; "
-                                  "trap 'exit 0' TERM; echo last; sleep 100 & wait"],
+                                  "trap 'exit 0' TERM; sleep 0.5; echo last; sleep 100 & wait"],
           "log_path": "web.log", "labels": {"tier": "front"}}
     cid = ctl(e, "create", pod, write(e, "c.json", cj), write(e, "p.json", pj)).stdout.strip()
     assert len(cid) == 64, cid
