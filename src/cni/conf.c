@@ -1,7 +1,7 @@
 /* Network configuration files: .conflist, or a single plugin .conf/.json. */
 #include "config.h"
 #include "cni/cni.h"
-#include "cni/yj.h"
+#include "util/yj.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 

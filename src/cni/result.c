@@ -1,7 +1,7 @@
 /* CNI results (0.2.0 ip4/ip6, 0.3.0+ ips/interfaces) and error objects. */
 #include "config.h"
 #include "cni/cni.h"
-#include "cni/yj.h"
+#include "util/yj.h"
 #include "util/cleanup.h"
 
 #include <errno.h>

@@ -2,7 +2,7 @@
  * prevResult chaining, DEL in reverse (best effort), CHECK. */
 #include "config.h"
 #include "cni/cni.h"
-#include "cni/yj.h"
+#include "util/yj.h"
 #include "util/cleanup.h"
 
 #include <errno.h>

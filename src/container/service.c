@@ -18,6 +18,7 @@
 #include "sandbox/sandbox.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/fsync_async.h"
 
 #define GS(g, s) yajl_gen_string((g), (const unsigned char *)(s), strlen(s))
 
@@ -580,81 +581,23 @@ static void hook_remove_all(void *ctx, const char *sandbox_id, cric_sandbox_hook
 
 /* ---- records: atomic on the loop, durable from the thread pool ---- */
 
-struct sync_job {
-    uv_work_t w;
-    struct cric_container_service *svc;
-    char path[];
-};
-
-static void sync_work(uv_work_t *w)
+static void sync_done(void *data, int rc, cric_error *e)
 {
-    struct sync_job *j = w->data;
-    int fd = open(j->path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    char *slash = strrchr(j->path, '/');
-    if (slash && slash != j->path) {
-        *slash = '\0';
-        fd = open(j->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) {
-            fsync(fd);
-            close(fd);
-        }
-    }
-}
-
-static void sync_done(uv_work_t *w, int status)
-{
-    (void)status;
-    struct sync_job *j = w->data;
-    struct cric_container_service *svc = j->svc;
-    free(j);
-    cric__svc_release(svc);
+    (void)rc;
+    cric_error_free(e); /* only shortens the power-loss window */
+    cric__svc_release(data);
 }
 
 int cric__ctr_write(struct cric_container_service *svc, const char *path, const void *data, size_t len,
                     cric_error **err)
 {
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-        return cric_error_new(err, -ENAMETOOLONG, "write '%s'", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return cric_error_sys(err, -errno, "create '%s'", tmp);
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = -errno;
-            close(fd);
-            unlink(tmp);
-            return cric_error_sys(err, e, "write '%s'", tmp);
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    if (close(fd) < 0 || rename(tmp, path) < 0) {
-        int e = -errno;
-        unlink(tmp);
-        return cric_error_sys(err, e, "write '%s'", path);
-    }
+    int r = cric_write_file_replace(path, data, len, 0600, err);
+    if (r < 0)
+        return r;
     /* The rename makes the record atomic for a cricd crash; the fsync
      * (for a machine crash) waits on the disk, so it runs off the loop. */
-    size_t pl = strlen(path) + 1;
-    struct sync_job *j = malloc(sizeof(*j) + pl);
-    if (!j)
-        return 0;
-    memcpy(j->path, path, pl);
-    j->w.data = j;
-    j->svc = svc;
     cric__svc_hold(svc);
-    if (uv_queue_work(svc->loop, &j->w, sync_work, sync_done) < 0) {
+    if (cric_fsync_async(svc->loop, path, 1, sync_done, svc, NULL) < 0)
         cric__svc_release(svc);
-        free(j);
-    }
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "image/json.h"
 #include "image/store.h"
 #include "util/cleanup.h"
+#include "util/yj.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -32,18 +33,12 @@ int cric__json_parse(const char *data, size_t len, const char *what, yajl_val *o
 
 yajl_val cric__json_get(yajl_val obj, const char *key)
 {
-    if (!YAJL_IS_OBJECT(obj))
-        return NULL;
-    for (size_t i = 0; i < obj->u.object.len; i++)
-        if (strcmp(obj->u.object.keys[i], key) == 0)
-            return obj->u.object.values[i];
-    return NULL;
+    return cric_yj_get(obj, key);
 }
 
 const char *cric__json_str(yajl_val obj, const char *key)
 {
-    yajl_val v = cric__json_get(obj, key);
-    return YAJL_IS_STRING(v) ? v->u.string : NULL;
+    return cric_yj_get_str(obj, key);
 }
 
 char **cric__strv_new(void) { return calloc(1, sizeof(char *)); }

@@ -31,40 +31,12 @@ static bool host_net(const struct cric_sandbox *sb)
  * pod half-created at a crash is rolled back from its record anyway. */
 static int write_mode(const char *path, const char *s, mode_t mode, cric_error **err)
 {
-    _cleanup_free_ char *tmp = NULL;
-    if (asprintf(&tmp, "%s.tmp", path) < 0)
-        return cric_error_sys(err, -ENOMEM, "write '%s'", path);
-    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return cric_error_sys(err, -errno, "create '%s'", tmp);
-    size_t len = strlen(s);
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(fd, s + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = -errno;
-            unlink(tmp);
-            return cric_error_sys(err, e, "write '%s'", tmp);
-        }
-        off += (size_t)n;
-    }
-    if (rename(tmp, path) < 0) {
-        int e = -errno;
-        unlink(tmp);
-        return cric_error_sys(err, e, "rename '%s'", tmp);
-    }
-    return 0;
+    return cric_write_file_replace(path, s, strlen(s), mode, err);
 }
 
 static int write_str(const char *path, const char *s, cric_error **err)
 {
     return write_mode(path, s, 0644, err);
-}
-
-int sb__write_file(const char *path, const char *s, mode_t mode, cric_error **err)
-{
-    return write_mode(path, s, mode, err);
 }
 
 static int copy_host_file(const char *src, const char *dst, const char *fallback, cric_error **err)

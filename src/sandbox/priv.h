@@ -77,7 +77,6 @@ void sb__free(struct cric_sandbox *sb);
 int sb__set_config(struct cric_sandbox *sb, const uint8_t *pb, size_t len, cric_error **err);
 
 /* files.c */
-int sb__write_file(const char *path, const char *s, mode_t mode, cric_error **err);
 /* The pod's own network: /etc/hosts with its first IP (if any). */
 int sb__write_hosts(struct cric_sandbox *sb, cric_error **err);
 int sb__write_files(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);

@@ -2,9 +2,10 @@
 #include "config.h"
 #include "sandbox/priv.h"
 #include "cni/cni.h"
-#include "cni/yj.h"
+#include "util/yj.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/fsync_async.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -173,81 +174,46 @@ int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, c
     _cleanup_free_ char *path = NULL;
     if (sb__record_path(svc, sb->id, &path) < 0)
         return cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
-    return sb__write_file(path, text, 0600, err);
+    return cric_write_file_replace(path, text, strlen(text), 0600, err);
 }
 
-struct sync_work {
-    uv_work_t req;
+struct sync_wait {
     struct cric_sandbox_service *svc;
-    char *path;
-    int rc;
-    char *what;                 /* the path that failed */
     sb__sync_fn done;
     void *data;
 };
 
-static int fsync_path(const char *path, int flags)
+static void sync_done(void *data, int rc, cric_error *e)
 {
-    int fd = open(path, flags | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int r = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return r;
-}
-
-/* Thread pool: the record, its pod directory and the sandboxes directory
- * (the pod directory may be new: its entry must be durable too). */
-static void sync_run(uv_work_t *req)
-{
-    struct sync_work *w = req->data;
-    char *p = w->path;
-    w->rc = fsync_path(p, O_RDONLY);
-    for (int up = 0; up < 2 && w->rc == 0; up++) {
-        char *slash = strrchr(p, '/');
-        if (!slash || slash == p)
-            break;
-        *slash = '\0';
-        w->rc = fsync_path(p, O_RDONLY | O_DIRECTORY);
-    }
-    if (w->rc < 0)
-        w->what = strdup(p);
-}
-
-static void sync_done(uv_work_t *req, int status)
-{
-    struct sync_work *w = req->data;
+    struct sync_wait *w = data;
     struct cric_sandbox_service *svc = w->svc;
-    cric_error *e = NULL;
-    int rc = status < 0 ? status : w->rc;
-    if (rc < 0)
-        cric_error_sys(&e, rc, "fsync '%s'", w->what ? w->what : w->path);
+    sb__sync_fn done = w->done;
+    void *done_data = w->data;
+    free(w);
     svc->inflight--;
-    if (w->done)
-        w->done(w->data, rc, e);
+    if (done)
+        done(done_data, rc, e);
     else
         cric_error_free(e);
-    free(w->what);
-    free(w->path);
-    free(w);
 }
 
+/* The record, its pod directory and the sandboxes directory (the pod
+ * directory may be new: its entry must be durable too). */
 int sb__record_sync(struct cric_sandbox_service *svc, const char *id, sb__sync_fn done, void *data, cric_error **err)
 {
-    struct sync_work *w = calloc(1, sizeof(*w));
-    if (!w || sb__record_path(svc, id, &w->path) < 0) {
+    _cleanup_free_ char *path = NULL;
+    struct sync_wait *w = calloc(1, sizeof(*w));
+    if (!w || sb__record_path(svc, id, &path) < 0) {
         free(w);
         return cric_error_sys(err, -ENOMEM, "sync sandbox %s", id);
     }
     w->svc = svc;
     w->done = done;
     w->data = data;
-    w->req.data = w;
-    int r = uv_queue_work(svc->loop, &w->req, sync_run, sync_done);
+    int r = cric_fsync_async(svc->loop, path, 2, sync_done, w, err);
     if (r < 0) {
-        free(w->path);
         free(w);
-        return cric_error_new(err, r, "sync sandbox %s: %s", id, uv_strerror(r));
+        return r;
     }
     svc->inflight++;
     return 0;

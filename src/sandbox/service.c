@@ -4,7 +4,7 @@
 #include "config.h"
 #include "sandbox/priv.h"
 #include "cni/cni.h"
-#include "cni/yj.h"
+#include "util/yj.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 

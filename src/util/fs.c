@@ -81,6 +81,41 @@ int cric_write_file_atomic(const char *path, const void *data, size_t len, mode_
     return 0;
 }
 
+int cric_write_file_replace(const char *path, const void *data, size_t len, mode_t mode, cric_error **err)
+{
+    _cleanup_free_ char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp", path) < 0)
+        return cric_error_sys(err, -ENOMEM, "write '%s'", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        return cric_error_sys(err, -errno, "create '%s'", tmp);
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = -errno;
+            close(fd);
+            unlink(tmp);
+            return cric_error_sys(err, e, "write '%s'", tmp);
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    if (close(fd) < 0) {
+        int e = -errno;
+        unlink(tmp);
+        return cric_error_sys(err, e, "write '%s'", tmp);
+    }
+    if (rename(tmp, path) < 0) {
+        int e = -errno;
+        unlink(tmp);
+        return cric_error_sys(err, e, "rename '%s' to '%s'", tmp, path);
+    }
+    return 0;
+}
+
 int cric_read_file(const char *path, size_t max, char **out, size_t *out_len, cric_error **err)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -12,6 +12,12 @@ int cric_mkdir_p(const char *path, mode_t mode, cric_error **err);
 /** Writes data to path atomically: temp file in the same directory, fsync,
  * rename, fsync of the directory.  A crash leaves the old or the new file. */
 int cric_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, cric_error **err);
+/** Replaces path whole without any fsync: writes "<path>.tmp" (created with
+ * mode) and renames it over path.  Readers and a crash of the process see the
+ * old or the new content, never half a file; durability against a machine
+ * crash is the caller's (cric_fsync_async, or not needed for derived files).
+ * Cheap enough for the loop thread. */
+int cric_write_file_replace(const char *path, const void *data, size_t len, mode_t mode, cric_error **err);
 /** Reads a whole file (at most max bytes) into a NUL-terminated buffer the
  * caller frees.  -EFBIG past max. */
 int cric_read_file(const char *path, size_t max, char **out, size_t *out_len, cric_error **err);

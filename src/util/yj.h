@@ -1,6 +1,6 @@
-/* Small yajl helpers shared by the CNI and sandbox code. */
-#ifndef CRIC_CNI_YJ_H
-#define CRIC_CNI_YJ_H
+/* Small yajl helpers shared by the CNI, sandbox and image code. */
+#ifndef CRIC_UTIL_YJ_H
+#define CRIC_UTIL_YJ_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 #include "config.h"
-#include "cni/yj.h"
+#include "util/yj.h"
 
 #include <errno.h>
 #include <stdio.h>
