@@ -145,6 +145,11 @@ static int start_signal(struct daemon *dm, uv_signal_t *h, int signum)
     return uv_signal_start(h, on_signal, signum);
 }
 
+static void on_watchdog(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
 static void on_walk(uv_handle_t *h, void *arg)
 {
     LOG_ERROR("handle left open at exit: %s", uv_handle_type_name(h->type));
@@ -217,10 +222,20 @@ close_loop:
         cric_server_free(d->server);
         d->server = NULL;
     }
-    /* Anything still open is a leak: say what, and fail the exit code. */
+    /* Let close callbacks and thread-pool work queued by the last steps
+     * (record fsyncs, say) finish; an unreferenced watchdog bounds the wait
+     * so that a leaked active handle cannot keep cricd from exiting. */
+    uv_timer_t watchdog;
+    uv_timer_init(&dm.loop, &watchdog);
+    uv_timer_start(&watchdog, on_watchdog, 5000, 0);
+    uv_unref((uv_handle_t *)&watchdog);
+    uv_run(&dm.loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&watchdog, NULL);
     uv_run(&dm.loop, UV_RUN_NOWAIT);
+    /* Anything still open is a leak: say what, and fail the exit code. */
     if (uv_loop_close(&dm.loop) != 0) {
         uv_walk(&dm.loop, on_walk, NULL);
+        LOG_ERROR("%u request(s) still active at exit", dm.loop.active_reqs.count);
         code = 1;
     }
     return code;
