@@ -115,6 +115,7 @@ class Env:
     """A daemon with a busybox image, ready for pods."""
 
     def __init__(self, images=None, extra=None, daemon=None):
+        self.final_log = ""
         self.d = daemon or harness.Daemon()
         self.d.config = daemon_config(self.d, extra)
         self.images = {}
@@ -155,7 +156,7 @@ class Env:
             pass
         self.cl.close()
         rc = self.d.stop()
-        log = self.d.logtext()
+        log = self.final_log = self.d.logtext()
         self.sanitizer_report = "Sanitizer" in log and ("ERROR:" in log or "runtime error" in log)
         self.exit_code = rc
         for runtime_root in ("runc", "crun"):
@@ -173,8 +174,8 @@ class Env:
     def __exit__(self, *exc):
         if exc[0] is not None and not (exc[0] is SystemExit and not exc[1].code):
             sys.stderr.write("--- cricd log ---\n" + self.d.logtext()[-30000:] + "\n")
-        log = self.d.logtext()
         self.cleanup()
+        log = self.final_log  # read after the stop: it says why an exit was unclean
         # A sanitizer report or an unclean exit of cricd fails the whole file.
         if self.sanitizer_report or self.exit_code not in (0, None):
             sys.stderr.write("cricd exited %s; log tail:\n%s\n" % (self.exit_code, log[-20000:]))
