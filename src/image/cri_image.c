@@ -31,40 +31,6 @@ int cri_image_pulls_json(cricd *d, char **out, cric_error **err)
     return cric_pullproc_progress_json(d->images ? d->images->puller : NULL, out, err);
 }
 
-/* ---- thread-pool jobs that own everything they touch ---- */
-
-struct gc_job {
-    uv_work_t work;
-    char *trash;
-};
-
-static void gc_work(uv_work_t *w)
-{
-    struct gc_job *j = w->data;
-    cric_image_store_gc(j->trash, NULL);
-}
-
-static void gc_after(uv_work_t *w, int status)
-{
-    struct gc_job *j = w->data;
-    free(j->trash);
-    free(j);
-}
-
-static void schedule_gc(struct cric_image_service *s)
-{
-    struct gc_job *j = calloc(1, sizeof(*j));
-    if (!j || !(j->trash = strdup(cric_image_store_trash_dir(s->store)))) {
-        free(j);
-        return;
-    }
-    j->work.data = j;
-    if (uv_queue_work(s->d->loop, &j->work, gc_work, gc_after) < 0) {
-        free(j->trash);
-        free(j);
-    }
-}
-
 /* ---- Image messages ---- */
 
 struct image_msg {
@@ -257,7 +223,7 @@ static void on_remove(cric_call *call, const ProtobufCMessage *msg, void *ctx)
     }
     if (r == 0) {
         LOG_INFO("removed image '%s'", ref);
-        schedule_gc(s);
+        cric_image_store_gc_queue(s->d->loop, s->store, NULL, NULL);
     }
     Runtime__V1__RemoveImageResponse resp = RUNTIME__V1__REMOVE_IMAGE_RESPONSE__INIT;
     cric_call_reply(call, &resp.base);

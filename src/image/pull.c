@@ -370,45 +370,19 @@ static void notify(struct pull *pl, const struct cric_image *img, const cric_err
     }
 }
 
-/* ---- gc on the thread pool ---- */
+/* ---- gc on the thread pool (counted: the puller is freed after it) ---- */
 
-struct gc_job {
-    uv_work_t work;
-    struct cric_puller *p;
-    char *trash;
-};
-
-static void gc_work(uv_work_t *w)
+static void gc_done(void *data)
 {
-    struct gc_job *j = w->data;
-    cric_image_store_gc(j->trash, NULL);
-}
-
-static void gc_after(uv_work_t *w, int status)
-{
-    struct gc_job *j = w->data;
-    struct cric_puller *p = j->p;
-    free(j->trash);
-    free(j);
+    struct cric_puller *p = data;
     p->jobs--;
     puller_maybe_free(p);
 }
 
 static void schedule_gc(struct cric_puller *p)
 {
-    struct gc_job *j = calloc(1, sizeof(*j));
-    if (!j || !(j->trash = strdup(cric_image_store_trash_dir(p->store)))) {
-        free(j);
-        return;
-    }
-    j->p = p;
-    j->work.data = j;
-    if (uv_queue_work(p->loop, &j->work, gc_work, gc_after) == 0)
+    if (cric_image_store_gc_queue(p->loop, p->store, gc_done, p) == 0)
         p->jobs++;
-    else {
-        free(j->trash);
-        free(j);
-    }
 }
 
 /* ---- layer downloads ---- */

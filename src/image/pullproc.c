@@ -70,40 +70,6 @@ static void wipe_free(char *s)
     }
 }
 
-/* ---- gc on the thread pool (owns its path) ---- */
-
-struct gc_job {
-    uv_work_t work;
-    char *trash;
-};
-
-static void gc_work(uv_work_t *w)
-{
-    struct gc_job *j = w->data;
-    cric_image_store_gc(j->trash, NULL);
-}
-
-static void gc_after(uv_work_t *w, int status)
-{
-    struct gc_job *j = w->data;
-    free(j->trash);
-    free(j);
-}
-
-static void schedule_gc(struct cric_pullproc *p)
-{
-    struct gc_job *j = calloc(1, sizeof(*j));
-    if (!j || !(j->trash = strdup(cric_image_store_trash_dir(p->store)))) {
-        free(j);
-        return;
-    }
-    j->work.data = j;
-    if (uv_queue_work(p->loop, &j->work, gc_work, gc_after) < 0) {
-        free(j->trash);
-        free(j);
-    }
-}
-
 static void maybe_closed(struct cric_pullproc *p)
 {
     if (p->closing && !p->jobs) {
@@ -210,7 +176,7 @@ static void job_finish(struct job *j)
     if (j->pid != 0)
         moved += cric_image_store_pulls_end(p->store);
     if (moved)
-        schedule_gc(p);
+        cric_image_store_gc_queue(p->loop, p->store, NULL, NULL);
     notify(j, img, e);
     cric_error_free(e);
     job_free(j);

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "util/err.h"
 
 /** The parts of the OCI image config a container needs.  String lists are
@@ -106,6 +108,9 @@ int cric_image_store_remove(struct cric_image_store *s, const char *ref, cric_er
  * may run on a worker thread.  trash_dir from cric_image_store_trash_dir(). */
 int cric_image_store_gc(const char *trash_dir, cric_error **err);
 const char *cric_image_store_trash_dir(struct cric_image_store *s);
+/** Runs cric_image_store_gc on the thread pool.  Returns 0 when queued (then
+ * done, if not NULL, runs on the loop once the sweep is over) or < 0. */
+int cric_image_store_gc_queue(uv_loop_t *loop, struct cric_image_store *s, void (*done)(void *data), void *data);
 
 /** Bytes and inodes used under the store, and its directory. Blocking (walks
  * the tree): run it on the thread pool with a copied path. */
