@@ -11,6 +11,7 @@
 #include "container/spec.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/yj.h"
 
 static const char *const cap_names[] = {
     "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
@@ -186,33 +187,6 @@ static void gen_default(yajl_gen g, uint64_t caps)
     yajl_gen_map_close(g);
 }
 
-static void gen_tree(yajl_gen g, yajl_val v)
-{
-    if (YAJL_IS_OBJECT(v)) {
-        yajl_gen_map_open(g);
-        for (size_t i = 0; i < v->u.object.len; i++) {
-            GS(g, v->u.object.keys[i]);
-            gen_tree(g, v->u.object.values[i]);
-        }
-        yajl_gen_map_close(g);
-    } else if (YAJL_IS_ARRAY(v)) {
-        yajl_gen_array_open(g);
-        for (size_t i = 0; i < v->u.array.len; i++)
-            gen_tree(g, v->u.array.values[i]);
-        yajl_gen_array_close(g);
-    } else if (YAJL_IS_STRING(v)) {
-        GS(g, v->u.string);
-    } else if (YAJL_IS_NUMBER(v)) {
-        yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
-    } else if (YAJL_IS_TRUE(v)) {
-        yajl_gen_bool(g, 1);
-    } else if (YAJL_IS_FALSE(v)) {
-        yajl_gen_bool(g, 0);
-    } else {
-        yajl_gen_null(g);
-    }
-}
-
 static int gen_localhost(yajl_gen g, const char *path, cric_error **err)
 {
     if (!path || path[0] != '/')
@@ -236,7 +210,7 @@ static int gen_localhost(yajl_gen g, const char *path, cric_error **err)
         yajl_tree_free(v);
         return cric_error_new(err, -EINVAL, "seccomp profile '%s': no defaultAction", path);
     }
-    gen_tree(g, v);
+    cric_yj_gen_value(g, v);
     yajl_tree_free(v);
     return 0;
 }

@@ -13,6 +13,7 @@
 #include "container/internal.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/yj.h"
 
 struct arena {
     void **p;
@@ -90,31 +91,6 @@ struct status_box {
 
 #define GS(g, s) yajl_gen_string((g), (const unsigned char *)(s), strlen(s))
 
-static void gen_tree(yajl_gen g, yajl_val v)
-{
-    if (YAJL_IS_OBJECT(v)) {
-        yajl_gen_map_open(g);
-        for (size_t i = 0; i < v->u.object.len; i++) {
-            GS(g, v->u.object.keys[i]);
-            gen_tree(g, v->u.object.values[i]);
-        }
-        yajl_gen_map_close(g);
-    } else if (YAJL_IS_ARRAY(v)) {
-        yajl_gen_array_open(g);
-        for (size_t i = 0; i < v->u.array.len; i++)
-            gen_tree(g, v->u.array.values[i]);
-        yajl_gen_array_close(g);
-    } else if (YAJL_IS_STRING(v)) {
-        GS(g, v->u.string);
-    } else if (YAJL_IS_NUMBER(v)) {
-        yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
-    } else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
-        yajl_gen_bool(g, YAJL_IS_TRUE(v));
-    } else {
-        yajl_gen_null(g);
-    }
-}
-
 /* verbose info: {"pid", "sandboxID", "runtimeHandler", "runtime", "bundle",
  * "rootfs", "shimStateDir", "runtimeSpec": <config.json>} */
 static char *verbose_info(const struct ctr *c)
@@ -148,7 +124,7 @@ static char *verbose_info(const struct ctr *c)
         yajl_val v = yajl_tree_parse(spec, NULL, 0);
         if (v) {
             GS(g, "runtimeSpec");
-            gen_tree(g, v);
+            cric_yj_gen_value(g, v);
             yajl_tree_free(v);
         }
     }
