@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,19 +233,23 @@ int main(int argc, char **argv)
                          &runtime__v1__get_events_request__descriptor, true, events, NULL);
     cric_server_register(s, "/cric.test/Endless", &runtime__v1__get_events_request__descriptor, true, endless,
                          &loop);
-    if (cric_server_start(s, &err) < 0) {
-        fprintf(stderr, "grpc_testsrv: %s\n", err->msg);
-        cric_error_free(err);
-        cric_server_free(s);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_loop_close(&loop);
-        return 1;
-    }
+    /* Handlers go in before the socket appears: a test may signal us as soon as it can connect. */
+    signal(SIGPIPE, SIG_IGN);
     uv_signal_init(&loop, &sigterm);
     uv_signal_init(&loop, &sigint);
     sigterm.data = sigint.data = s;
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
+    if (cric_server_start(s, &err) < 0) {
+        fprintf(stderr, "grpc_testsrv: %s\n", err->msg);
+        cric_error_free(err);
+        cric_server_free(s);
+        uv_close((uv_handle_t *)&sigterm, NULL);
+        uv_close((uv_handle_t *)&sigint, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return 1;
+    }
     printf("listening on %s\n", opts.socket_path);
     fflush(stdout);
     uv_run(&loop, UV_RUN_DEFAULT);
