@@ -502,6 +502,10 @@ void cric_container_service_close(struct cric_container_service *svc, void (*cb)
     svc->close_data = data;
     if (svc->sandboxes)
         cric_sandbox_set_container_hooks(svc->sandboxes, &(struct cric_sandbox_container_hooks){0});
+    /* The image module closes right after us: work still in flight (a
+     * rootfs removal on the thread pool) must not release layers into a
+     * freed store.  Layer holds are in-memory only, so nothing is lost. */
+    svc->images = NULL;
     /* Close stop timers now; in-flight children finish on their own and
      * the last one frees the service. */
     for (size_t i = 0; i < svc->n; i++)

@@ -103,6 +103,31 @@ def test_sigterm_during_stop():
     assert e.status(cid).status.exit_code == 137
 
 
+def test_sigterm_right_after_remove():
+    """RemoveContainer answers before its rootfs is deleted on the thread
+    pool; a shutdown right then must not touch the closed image store."""
+    e = ENV
+    pod, pcfg = e.run_pod("termrm")
+    # Thousands of files in the upper dirs keep the removals busy for a while.
+    cids = [e.run(pod, pcfg, "gone%d" % i, ["sh", "-c", "mkdir /many && cd /many && seq 6000 | xargs touch "
+                                             "&& echo made && sleep 100"]) for i in range(3)]
+    for i in range(3):
+        wait_for(lambda: "made" in e.output(pcfg, "gone%d" % i), what="files made")
+    for cid in cids:
+        e.remove(cid)
+    e.cl.close()
+    rc = e.d.stop(sig=signal.SIGTERM, timeout=60)
+    log = e.d.logtext()
+    assert rc == 0, "cricd exited %s: %s" % (rc, log[-3000:])
+    assert "Sanitizer" not in log, log[-3000:]
+    if os.path.exists(e.d.sock):
+        os.unlink(e.d.sock)
+    e.d.start()
+    e.cl = e.d.client()
+    left = [c.id for c in e.cl.runtime("ListContainers").containers]
+    assert not set(cids) & set(left), left
+
+
 def _try(fn):
     try:
         fn()
@@ -305,7 +330,7 @@ def main():
     with env as e:
         ENV = e
         harness.run_tests([test_restart_running_and_exited, test_kill_mid_stop, test_sigterm_during_stop,
-                           test_start_raced_crash, test_stop_during_start, test_kill_mid_start,
+                           test_sigterm_right_after_remove, test_start_raced_crash, test_stop_during_start, test_kill_mid_start,
                            test_kill_mid_create,
                            test_crun_handler, test_unknown_handler, test_fifty_in_parallel])
 
