@@ -124,7 +124,8 @@ struct cshim_args {
     const char *id, *bundle, *runtime, *runtime_root, *log_path, *state_dir, *exits_dir;
     uint64_t log_size_max;
     bool terminal, stdin_open, exec_mode;
-    bool start; /* `runtime run --detach`: create and start in one runtime process */
+    bool start;          /* `runtime run --detach`: create and start in one runtime process */
+    bool systemd_cgroup; /* runtime --systemd-cgroup (the systemd cgroup driver) */
     int sync_fd;
     /* exec mode */
     const char *process_path;

@@ -33,8 +33,8 @@ static void usage(FILE *f)
 {
     fputs("usage: cric-shim --id ID --bundle DIR --runtime PATH --state-dir DIR [--runtime-root DIR]\n"
           "                 [--log PATH] [--log-size-max BYTES] [--exit-dir DIR] [--terminal] [--stdin]\n"
-          "                 [--sync-fd N] [--start]\n"
-          "       cric-shim --exec --id ID --runtime PATH [--runtime-root DIR] [--timeout SECS]\n"
+          "                 [--sync-fd N] [--start] [--systemd-cgroup]\n"
+          "       cric-shim --exec --id ID --runtime PATH [--runtime-root DIR] [--systemd-cgroup] [--timeout SECS]\n"
           "                 [--output-max BYTES] (--process FILE | -- COMMAND...)\n",
           f);
 }
@@ -50,7 +50,7 @@ static int parse_args(int argc, char **argv, struct cshim_args *a)
         {"sync-fd", required_argument, NULL, 'S'},     {"exec", no_argument, NULL, 'x'},
         {"process", required_argument, NULL, 'p'},     {"timeout", required_argument, NULL, 'T'},
         {"output-max", required_argument, NULL, 'o'},  {"help", no_argument, NULL, 'h'},
-        {"start", no_argument, NULL, 'G'},
+        {"start", no_argument, NULL, 'G'},          {"systemd-cgroup", no_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
@@ -72,6 +72,7 @@ static int parse_args(int argc, char **argv, struct cshim_args *a)
         case 'S': a->sync_fd = atoi(optarg); break;
         case 'x': a->exec_mode = true; break;
         case 'G': a->start = true; break;
+        case 'C': a->systemd_cgroup = true; break;
         case 'p': a->process_path = optarg; break;
         case 'T': a->timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'o': a->output_max = strtoull(optarg, NULL, 10); break;

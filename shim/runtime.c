@@ -27,6 +27,8 @@ int cshim_runtime_argv(const struct cshim_args *a, const char *verb, char **argv
         ARG("--root");
         ARG(a->runtime_root);
     }
+    if (a->systemd_cgroup)
+        ARG("--systemd-cgroup");
     if (a->state_dir) {
         cshim_path(bufs[0], a->state_dir, CRIC_SHIM_RUNTIME_LOG);
         ARG("--log");

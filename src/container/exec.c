@@ -102,6 +102,7 @@ void cric_container_exec_sync(struct cric_container_service *svc, const Runtime_
         .id = c->id,
         .runtime = c->runtime,
         .runtime_root = c->runtime_root,
+        .systemd_cgroup = c->systemd_cgroup,
         .argv = argv,
         .timeout_s = (unsigned)req->timeout,
         .output_max = EXEC_OUTPUT_MAX,

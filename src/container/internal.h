@@ -35,6 +35,7 @@ struct ctr {
     char *image_ref;          /* repo digest, else the ID */
     char *handler;            /* runtime handler name ("" default) */
     char *runtime, *runtime_root;
+    bool systemd_cgroup;      /* runtime --systemd-cgroup, fixed at create */
     char *log_path;           /* "" = none */
     char **layers;            /* chain IDs held in the image store (NULL-terminated, owned) */
     int pid;

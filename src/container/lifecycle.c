@@ -51,6 +51,8 @@ static void rt_run_nice(struct ctr *c, const char *const *args, int nice, rt_k k
         argv[n++] = "--root";
         argv[n++] = c->runtime_root;
     }
+    if (c->systemd_cgroup)
+        argv[n++] = "--systemd-cgroup";
     for (size_t i = 0; args[i] && n < ARRAY_SIZE(argv) - 1; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
@@ -332,6 +334,8 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         c->runtime_root = strdup(h->root);
     else if (asprintf(&c->runtime_root, "%s/runtime/%s", svc->state, h->name && h->name[0] ? h->name : "default") < 0)
         c->runtime_root = NULL;
+    /* Every runtime call for this container uses the driver it was created with. */
+    c->systemd_cgroup = svc->cfg && svc->cfg->cgroup_driver && strcmp(svc->cfg->cgroup_driver, "systemd") == 0;
     c->reason = strdup("");
     c->message = strdup("");
     size_t nl = 0;
@@ -402,7 +406,7 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         };
         char target_pid[64];
         struct cric_spec_opts so = {.container_id = c->id, .rootfs = rootfs};
-        so.systemd_cgroup = svc->cfg && svc->cfg->cgroup_driver && strcmp(svc->cfg->cgroup_driver, "systemd") == 0;
+        so.systemd_cgroup = c->systemd_cgroup;
         const Runtime__V1__NamespaceOption *ns =
             cfg->linux && cfg->linux->security_context ? cfg->linux->security_context->namespace_options : NULL;
         if (ns && ns->pid == RUNTIME__V1__NAMESPACE_MODE__TARGET && ns->target_id) {
@@ -571,6 +575,7 @@ void cric_container_start(struct cric_container_service *svc, const char *id, cr
         .bundle = c->dir,
         .runtime = c->runtime,
         .runtime_root = c->runtime_root,
+        .systemd_cgroup = c->systemd_cgroup,
         .state_dir = c->state_dir,
         .exits_dir = svc->exits_dir,
         .log_path = c->log_path[0] ? c->log_path : NULL,
@@ -892,6 +897,8 @@ int cric__runtime(struct ctr *c, const char *verb, const char *a1, const char *a
         argv[n++] = "--root";
         argv[n++] = c->runtime_root;
     }
+    if (c->systemd_cgroup)
+        argv[n++] = "--systemd-cgroup";
     argv[n++] = verb;
     if (a1)
         argv[n++] = a1;

@@ -203,6 +203,8 @@ int cric__ctr_save(struct ctr *c, cric_error **err)
     gkv(g, "runtime_handler", c->handler);
     gkv(g, "runtime", c->runtime);
     gkv(g, "runtime_root", c->runtime_root);
+    GS(g, "systemd_cgroup");
+    yajl_gen_bool(g, c->systemd_cgroup);
     gkv(g, "log_path", c->log_path);
     gki(g, "pid", c->pid);
     gki(g, "stop_signal", c->stop_signal);
@@ -280,6 +282,8 @@ static int load_one(struct cric_container_service *svc, const char *name, struct
     c->handler = jstr(v, "runtime_handler");
     c->runtime = jstr(v, "runtime");
     c->runtime_root = jstr(v, "runtime_root");
+    const char *psd[] = {"systemd_cgroup", NULL};
+    c->systemd_cgroup = yajl_tree_get(v, psd, yajl_t_true) != NULL;
     c->log_path = jstr(v, "log_path");
     c->pid = (int)jint(v, "pid");
     c->stop_signal = (int)jint(v, "stop_signal");

@@ -277,7 +277,18 @@ int sb__cgroup_setup(struct cric_sandbox_service *svc, struct cric_sandbox *sb, 
     /* The systemd driver names slices; systemd creates them.  With cgroupfs
      * the parent path is created in every hierarchy so that the pod's
      * containers can be placed below it. */
-    if (strcmp(svc->cgroup_driver, "cgroupfs") != 0 || sb->cgroup_parent[0] != '/')
+    if (strcmp(svc->cgroup_driver, "systemd") == 0) {
+        /* kubelet's systemd driver passes slice names ("kubepods-pod<uid>.slice");
+         * a path here means kubelet and cricd disagree on the driver. */
+        size_t l = strlen(sb->cgroup_parent);
+        if (l && (strchr(sb->cgroup_parent, '/') || l < 7 || strcmp(sb->cgroup_parent + l - 6, ".slice") != 0))
+            return cric_error_new(err, -EINVAL,
+                                  "cgroup_parent '%s' is not a systemd slice name (\"name.slice\"), as the "
+                                  "systemd cgroup driver needs; is kubelet using the cgroupfs driver?",
+                                  sb->cgroup_parent);
+        return 0;
+    }
+    if (sb->cgroup_parent[0] != '/')
         return 0;
     if (strstr(sb->cgroup_parent, "/../") || strstr(sb->cgroup_parent, "/.."))
         return cric_error_new(err, -EINVAL, "cgroup_parent '%s' must not contain '..'", sb->cgroup_parent);

@@ -250,6 +250,13 @@ int cric_sandbox_service_new(uv_loop_t *loop, const struct cric_sandbox_opts *op
            !(svc->config_dir = xstrdup(opts->cni_config_dir)) ||
            !(svc->cgroup_parent = xstrdup(opts->cgroup_parent ? opts->cgroup_parent : "/kubepods")) ||
            !(svc->cgroup_driver = xstrdup(opts->cgroup_driver ? opts->cgroup_driver : "cgroupfs"));
+    /* A path-style default (the built-in "/kubepods") means nothing to the
+     * systemd driver: pods without a parent of their own go to system.slice,
+     * as with CRI-O. */
+    if (!oom && strcmp(svc->cgroup_driver, "systemd") == 0 && strchr(svc->cgroup_parent, '/')) {
+        free(svc->cgroup_parent);
+        oom |= !(svc->cgroup_parent = strdup("system.slice"));
+    }
     oom |= asprintf(&svc->sb_dir, "%s/sandboxes", svc->root ? svc->root : "") < 0;
     oom |= asprintf(&svc->ns_root, "%s/ns", svc->state ? svc->state : "") < 0;
     if (opts->cni_cache_dir)

@@ -92,6 +92,8 @@ int cric_shim_exec_sync(uv_loop_t *loop, const struct cric_shim_exec_opts *o, cr
     argv[n++] = "--runtime", argv[n++] = o->runtime;
     if (o->runtime_root)
         argv[n++] = "--runtime-root", argv[n++] = o->runtime_root;
+    if (o->systemd_cgroup)
+        argv[n++] = "--systemd-cgroup";
     argv[n++] = "--timeout", argv[n++] = tbuf;
     argv[n++] = "--output-max", argv[n++] = obuf;
     if (o->process_path) {

@@ -68,6 +68,8 @@ int cric_shim_launch(uv_loop_t *loop, const struct cric_shim_opts *o, cric_shim_
     argv[n++] = "--sync-fd", argv[n++] = "3";
     if (o->runtime_root)
         argv[n++] = "--runtime-root", argv[n++] = o->runtime_root;
+    if (o->systemd_cgroup)
+        argv[n++] = "--systemd-cgroup";
     if (o->exits_dir)
         argv[n++] = "--exit-dir", argv[n++] = o->exits_dir;
     if (o->log_path)

@@ -26,6 +26,7 @@ struct cric_shim_opts {
     const char *bundle;       /* OCI bundle dir with config.json (required) */
     const char *runtime;      /* OCI runtime binary, e.g. /usr/sbin/runc (required) */
     const char *runtime_root; /* runtime --root, NULL = runtime default */
+    bool systemd_cgroup;      /* runtime --systemd-cgroup */
     const char *state_dir;    /* per-container volatile dir, created 0700 if missing (required) */
     const char *exits_dir;    /* shared dir where "<id>" appears on exit, NULL = none */
     const char *log_path;     /* CRI log file, NULL = output is not logged */
@@ -156,6 +157,7 @@ struct cric_shim_exec_opts {
     const char *id;           /* container ID (required) */
     const char *runtime;      /* OCI runtime binary (required) */
     const char *runtime_root; /* NULL = runtime default */
+    bool systemd_cgroup;      /* runtime --systemd-cgroup */
     const char *const *argv;  /* command, NULL-terminated (or process_path) */
     const char *process_path; /* OCI process.json for `exec --process`, instead of argv */
     unsigned timeout_s;       /* 0 = none; the process tree is killed past it */
