@@ -83,6 +83,19 @@ void cric_container_update_resources(struct cric_container_service *svc,
 void cric_container_reopen_log(struct cric_container_service *svc, const char *id, cric_container_done_fn done,
                                void *data);
 
+/** ContainerStats (id set: exactly that container, -ENOENT if unknown) or
+ * ListContainerStats (filter, may be NULL).  Usage is read on the thread
+ * pool; resp is borrowed for the callback only. */
+typedef void (*cric_container_stats_fn)(void *data, int rc, const cric_error *err,
+                                        const Runtime__V1__ListContainerStatsResponse *resp);
+void cric_container_stats(struct cric_container_service *svc, const char *id,
+                          const Runtime__V1__ContainerStatsFilter *filter, cric_container_stats_fn done, void *data);
+/** PodSandboxStats (id set) or ListPodSandboxStats, likewise. */
+typedef void (*cric_pod_stats_fn)(void *data, int rc, const cric_error *err,
+                                  const Runtime__V1__ListPodSandboxStatsResponse *resp);
+void cric_container_pod_stats(struct cric_container_service *svc, const char *id,
+                              const Runtime__V1__PodSandboxStatsFilter *filter, cric_pod_stats_fn done, void *data);
+
 /** The container directory (<root>/containers) so that cricctl can read
  * records while the daemon is down. */
 #define CRIC_CONTAINER_DIR "containers"

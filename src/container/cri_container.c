@@ -178,7 +178,7 @@ int cri_container_init(cricd *d, cric_error **err)
         if (r < 0)
             return cric_error_sys(err, r, "register %s", methods[i].path);
     }
-    return 0;
+    return cri_stats_register(d, err);
 }
 
 void cri_container_fini(cricd *d)

@@ -71,6 +71,8 @@ struct cric_container_service {
     struct ctr **v;
     size_t n, cap;
     cric_shim_watch *watch;
+    struct cpu_sample *cpu_prev; /* last CPU reading per container/pod, for usage_nano_cores */
+    size_t n_cpu_prev;
     unsigned pending;         /* in-flight async operations */
     bool closing;
     void (*close_cb)(void *);

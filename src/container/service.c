@@ -494,6 +494,7 @@ static void svc_free(struct cric_container_service *svc)
     free(svc->run_dir);
     free(svc->exits_dir);
     free(svc->shim_path);
+    free(svc->cpu_prev);
     free(svc);
     if (cb)
         cb(data);

@@ -37,6 +37,8 @@ void cri_sandbox_fini(cricd *d);
  * ReopenContainerLog (src/container/cri_container.c).  After the image and
  * sandbox modules: it uses both. */
 int cri_container_init(cricd *d, cric_error **err);
+/* The stats RPCs (src/container/cri_stats.c), registered by cri_container_init. */
+int cri_stats_register(cricd *d, cric_error **err);
 void cri_container_fini(cricd *d);
 
 #endif

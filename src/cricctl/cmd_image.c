@@ -19,18 +19,6 @@
 #include "util/json.h"
 #include "util/pbjson.h"
 
-static void human_size(uint64_t b, char *out, size_t n)
-{
-    const char *units[] = {"B", "kB", "MB", "GB", "TB"};
-    double v = (double)b;
-    size_t u = 0;
-    while (v >= 1000 && u < 4) {
-        v /= 1000;
-        u++;
-    }
-    snprintf(out, n, u ? "%.3g%s" : "%.0f%s", v, units[u]);
-}
-
 /* ---- pull progress: a child polls Status(verbose) "pulls" while the parent
  * blocks in PullImage (CRI has no progress stream). ---- */
 
@@ -248,7 +236,7 @@ int cricctl_cmd_images(struct cricctl *ctl, int argc, char **argv)
         for (size_t i = 0; i < l->n_images; i++) {
             const Runtime__V1__Image *img = l->images[i];
             char size[32], repo[512];
-            human_size(img->size, size, sizeof(size));
+            cricctl_human_size(img->size, size, sizeof(size));
             const char *id = strncmp(img->id, "sha256:", 7) == 0 ? img->id + 7 : img->id;
             size_t rows = img->n_repo_tags ? img->n_repo_tags : 1;
             for (size_t t = 0; t < rows; t++) {

@@ -30,6 +30,10 @@ const struct cricctl_command cricctl_commands[] = {
     { "exec", cricctl_cmd_exec, "[--timeout D] CONTAINER-ID CMD [ARG...]", "run a command in a container (sync)" },
     { "logs", cricctl_cmd_logs, "[-f] [--tail N] [--since D] [-t] [--root DIR] CONTAINER-ID",
       "print a container's log (also while cricd is down)" },
+    { "stats", cricctl_cmd_stats, "[-a] [-o json|yaml] [--id ID] [--pod POD] [--label K=V]... [-s SECONDS] [ID]",
+      "show containers' CPU, memory and writable layer usage" },
+    { "statsp", cricctl_cmd_statsp, "[-o json|yaml] [--id ID] [--label K=V]... [-s SECONDS] [POD-ID]",
+      "show pod sandboxes' CPU, memory, network and process usage" },
     { "run", cricctl_cmd_run, "[--runtime HANDLER] [--pull] CONTAINER-CONFIG.json POD-CONFIG.json",
       "pull, run a pod, create and start a container" },
 };

@@ -76,6 +76,8 @@ void cricctl_json_info(yajl_gen g, const char *key, const char *value);
 int cricctl_json_end(yajl_gen g, char **out);
 /** Prints "cricctl: <message>" to stderr and returns 1. */
 int cricctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/** A size as crictl prints it: "1.5MB" (powers of 1000). */
+void cricctl_human_size(uint64_t bytes, char *out, size_t n);
 /** Parses a duration: "500ms", "30s", "2m", "1h"; a bare number is seconds. */
 int cricctl_parse_duration(const char *s, uint64_t *ms);
 
@@ -92,5 +94,7 @@ int cricctl_cmd_stopp(struct cricctl *ctl, int argc, char **argv);
 int cricctl_cmd_rmp(struct cricctl *ctl, int argc, char **argv);
 int cricctl_cmd_pods(struct cricctl *ctl, int argc, char **argv);
 int cricctl_cmd_inspectp(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_stats(struct cricctl *ctl, int argc, char **argv);
+int cricctl_cmd_statsp(struct cricctl *ctl, int argc, char **argv);
 
 #endif

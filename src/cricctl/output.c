@@ -323,3 +323,15 @@ int cricctl_print_message(struct cricctl *ctl, const ProtobufCMessage *msg)
     free(json);
     return r;
 }
+
+void cricctl_human_size(uint64_t b, char *out, size_t n)
+{
+    const char *units[] = {"B", "kB", "MB", "GB", "TB"};
+    double v = (double)b;
+    size_t u = 0;
+    while (v >= 1000 && u < 4) {
+        v /= 1000;
+        u++;
+    }
+    snprintf(out, n, u ? "%.3g%s" : "%.0f%s", v, units[u]);
+}
