@@ -20,6 +20,7 @@
 
 #include "api.pb-c.h"
 #include "config/config.h"
+#include "grpc/server.h"
 #include "util/err.h"
 
 struct cric_container_service;
@@ -95,6 +96,13 @@ typedef void (*cric_pod_stats_fn)(void *data, int rc, const cric_error *err,
                                   const Runtime__V1__ListPodSandboxStatsResponse *resp);
 void cric_container_pod_stats(struct cric_container_service *svc, const char *id,
                               const Runtime__V1__PodSandboxStatsFilter *filter, cric_pod_stats_fn done, void *data);
+
+/** GetContainerEvents: call (server-streaming) receives every container
+ * event from now on until it is cancelled or the service closes.  0, or
+ * -ESHUTDOWN / -ENOMEM (the caller fails the call). */
+int cric_container_events_subscribe(struct cric_container_service *svc, cric_call *call);
+/** Ends every feed (UNAVAILABLE): cricd is shutting down. */
+void cric_container_events_close(struct cric_container_service *svc);
 
 /** The container directory (<root>/containers) so that cricctl can read
  * records while the daemon is down. */

@@ -142,6 +142,25 @@ static void on_reopen(cric_call *call, const ProtobufCMessage *msg, void *ctx)
                               on_empty_done, call);
 }
 
+static void on_events(cric_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    (void)msg;
+    cricd *d = ctx;
+    int r = cric_container_events_subscribe(d->containers, call);
+    if (r < 0)
+        cric_call_finish(call, r == -ENOMEM ? GRPC_RESOURCE_EXHAUSTED : GRPC_UNAVAILABLE,
+                         r == -ENOMEM ? "out of memory" : "cricd is shutting down");
+}
+
+/* Event feeds never end on their own: end them when shutdown begins, so
+ * that their connections do not hold the shutdown for its whole grace. */
+static void on_server_shutdown(void *data)
+{
+    cricd *d = data;
+    if (d->containers)
+        cric_container_events_close(d->containers);
+}
+
 int cri_container_init(cricd *d, cric_error **err)
 {
     const struct cric_config *cfg = d->cfg;
@@ -178,6 +197,10 @@ int cri_container_init(cricd *d, cric_error **err)
         if (r < 0)
             return cric_error_sys(err, r, "register %s", methods[i].path);
     }
+    r = cric_server_register(d->server, RUNTIME_PATH("GetContainerEvents"), &runtime__v1__get_events_request__descriptor,
+                             true, on_events, d);
+    if (r < 0 || (r = cric_server_on_shutdown(d->server, on_server_shutdown, d)) < 0)
+        return cric_error_sys(err, r, "register GetContainerEvents");
     return cri_stats_register(d, err);
 }
 

@@ -73,11 +73,15 @@ struct cric_container_service {
     cric_shim_watch *watch;
     struct cpu_sample *cpu_prev; /* last CPU reading per container/pod, for usage_nano_cores */
     size_t n_cpu_prev;
+    struct ev_sub *ev_subs;   /* GetContainerEvents feeds (events.c) */
     unsigned pending;         /* in-flight async operations */
     bool closing;
     void (*close_cb)(void *);
     void *close_data;
 };
+
+/* events.c: a lifecycle event to every GetContainerEvents feed. */
+void cric__ctr_event(struct ctr *c, Runtime__V1__ContainerEventType type);
 
 /* service.c */
 struct ctr *cric__ctr_find(struct cric_container_service *svc, const char *id, cric_error **err);

@@ -162,6 +162,7 @@ void cric__ctr_on_exit(struct ctr *c, const struct cric_shim_exit *ex)
             c->message = msg;
         }
         cric__ctr_save(c, NULL);
+        cric__ctr_event(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
         /* Free the runtime's state (and cgroup) now, as containerd does
          * with its task, so that RemoveContainer has less to do. */
         if (!c->removing && !c->runtime_deleted) {
@@ -433,6 +434,7 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         c->state = CTR_CREATING;
         goto fail;
     }
+    cric__ctr_event(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT);
     done(data, 0, NULL, c->id);
     cric_spec_info_free(&info);
     free(json);
@@ -488,8 +490,10 @@ static void start_k(struct ctr *c, const struct cric_runtime_result *res, void *
     }
     if (!c->started_at)
         c->started_at = cric__now_ns();
-    if (c->state == CTR_CREATED)
+    if (c->state == CTR_CREATED) {
         c->state = CTR_RUNNING;
+        cric__ctr_event(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT);
+    }
     cric_error *err = NULL;
     int r = cric__ctr_save(c, &err);
     start_finish(op, r, err);
@@ -515,8 +519,10 @@ static void launch_done(int pid, const cric_error *lerr, void *data)
         if (!c->started_at)
             c->started_at = cric__now_ns();
         /* The exit may already have been seen (a container that ends at once). */
-        if (c->state == CTR_CREATED)
+        if (c->state == CTR_CREATED) {
             c->state = CTR_RUNNING;
+            cric__ctr_event(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT);
+        }
         r = cric__ctr_save(c, &err);
     } else {
         r = cric_error_new(&err, lerr && lerr->code < 0 ? lerr->code : -EIO, "start container %s: %s", c->id,
@@ -532,6 +538,7 @@ static void launch_done(int pid, const cric_error *lerr, void *data)
             free(c->message);
             c->message = strdup(err->msg);
             cric__ctr_save(c, NULL);
+            cric__ctr_event(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
         }
         /* A run that timed out may still finish: make sure nothing stays. */
         rt_run(c, (const char *[]){"delete", "--force", c->id, NULL}, start_failed_deleted, NULL);

@@ -125,6 +125,8 @@ void cric__ctr_drop(struct ctr *c)
             break;
         }
     c->gone = true;
+    if (!svc->closing)
+        cric__ctr_event(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
     cric__ctr_unref(c);
 }
 
@@ -503,6 +505,7 @@ static void svc_free(struct cric_container_service *svc)
 void cric_container_service_close(struct cric_container_service *svc, void (*cb)(void *), void *data)
 {
     svc->closing = true;
+    cric_container_events_close(svc);
     svc->close_cb = cb;
     svc->close_data = data;
     if (svc->sandboxes)

@@ -41,6 +41,11 @@ struct cric_server {
     bool shutdown_done;
     unsigned pending_closes; /* handles (listener, grace timer) still closing */
     bool free_requested;     /* cric_server_free while handles were closing */
+    struct {
+        void (*cb)(void *);
+        void *data;
+    } on_shutdown[4];        /* run when shutdown begins */
+    size_t n_on_shutdown;
 };
 
 struct cric__conn {

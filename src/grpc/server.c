@@ -237,11 +237,22 @@ void cric_server_shutdown(cric_server *s, uint64_t grace_ms, void (*cb)(void *),
     s->grace.data = s;
     s->grace_active = true;
     uv_timer_start(&s->grace, on_grace, grace_ms, 0);
+    for (size_t i = 0; i < s->n_on_shutdown; i++)
+        s->on_shutdown[i].cb(s->on_shutdown[i].data);
     for (struct cric__conn *c = s->conns, *next; c; c = next) {
         next = c->next;
         cric__conn_goaway(c);
     }
     maybe_done(s);
+}
+
+int cric_server_on_shutdown(cric_server *s, void (*cb)(void *data), void *data)
+{
+    if (s->n_on_shutdown == sizeof(s->on_shutdown) / sizeof(s->on_shutdown[0]))
+        return -ENOSPC;
+    s->on_shutdown[s->n_on_shutdown].cb = cb;
+    s->on_shutdown[s->n_on_shutdown++].data = data;
+    return 0;
 }
 
 void cric_server_free(cric_server *s)

@@ -72,6 +72,11 @@ int cric_server_start(cric_server *s, cric_error **err);
  * grace_ms passes first, the remaining connections are closed and their
  * calls cancelled (on_cancel runs; handlers must still answer them). */
 void cric_server_shutdown(cric_server *s, uint64_t grace_ms, void (*cb)(void *), void *data);
+/** cb runs once, on the loop, when cric_server_shutdown() begins: where a
+ * module ends its endless server-streaming calls (event feeds), which would
+ * otherwise hold their connection until the grace period is over.  At most
+ * four; -ENOSPC past that. */
+int cric_server_on_shutdown(cric_server *s, void (*cb)(void *data), void *data);
 /** Frees the server after shutdown completed (or after a failed or no
  * start).  Handles still closing are finished by the loop: keep running it
  * until it returns before uv_loop_close(). */

@@ -147,45 +147,12 @@ static void on_status(cric_call *call, const ProtobufCMessage *msg, void *ctx)
         return;
     }
     Runtime__V1__PodSandboxStatusResponse resp = RUNTIME__V1__POD_SANDBOX_STATUS_RESPONSE__INIT;
-    Runtime__V1__PodSandboxStatus st = RUNTIME__V1__POD_SANDBOX_STATUS__INIT;
-    Runtime__V1__PodSandboxMetadata md = RUNTIME__V1__POD_SANDBOX_METADATA__INIT;
-    Runtime__V1__PodSandboxNetworkStatus net = RUNTIME__V1__POD_SANDBOX_NETWORK_STATUS__INIT;
-    Runtime__V1__LinuxPodSandboxStatus lx = RUNTIME__V1__LINUX_POD_SANDBOX_STATUS__INIT;
-    Runtime__V1__Namespace ns = RUNTIME__V1__NAMESPACE__INIT;
-    Runtime__V1__NamespaceOption nso = RUNTIME__V1__NAMESPACE_OPTION__INIT;
-    fill_metadata(&md, sb);
-    st.id = (char *)sb->id;
-    st.metadata = &md;
-    st.state = cri_state(sb);
-    st.created_at = sb->created_at;
-    size_t n_ips = 0;
-    while (sb->ips && sb->ips[n_ips])
-        n_ips++;
-    Runtime__V1__PodIP extra[n_ips ? n_ips : 1], *extra_p[n_ips ? n_ips : 1];
-    if (n_ips) {
-        net.ip = sb->ips[0];
-        for (size_t i = 1; i < n_ips; i++) {
-            runtime__v1__pod_ip__init(&extra[i - 1]);
-            extra[i - 1].ip = sb->ips[i];
-            extra_p[i - 1] = &extra[i - 1];
-        }
-        net.n_additional_ips = n_ips - 1;
-        net.additional_ips = extra_p;
+    Runtime__V1__PodSandboxStatus *st = cric_sandbox_status_new(sb);
+    if (!st) {
+        cric_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "PodSandboxStatus: out of memory");
+        return;
     }
-    st.network = &net;
-    nso.network = sb->network_mode;
-    nso.pid = sb->pid_mode;
-    nso.ipc = sb->ipc_mode;
-    ns.options = &nso;
-    lx.namespaces = &ns;
-    st.linux = &lx;
-    /* Map entries of the config and the status are wire-identical. */
-    st.n_labels = sb->config->n_labels;
-    st.labels = (Runtime__V1__PodSandboxStatus__LabelsEntry **)sb->config->labels;
-    st.n_annotations = sb->config->n_annotations;
-    st.annotations = (Runtime__V1__PodSandboxStatus__AnnotationsEntry **)sb->config->annotations;
-    st.runtime_handler = sb->runtime_handler;
-    resp.status = &st;
+    resp.status = st;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     resp.timestamp = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -199,6 +166,7 @@ static void on_status(cric_call *call, const ProtobufCMessage *msg, void *ctx)
         resp.info = &iep;
     }
     cric_call_reply(call, &resp.base);
+    cric_sandbox_status_free(st);
 }
 
 struct list_ctx {

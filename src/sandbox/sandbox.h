@@ -148,4 +148,10 @@ bool cric_sandbox_network_ready(struct cric_sandbox_service *svc, char **reason)
 /** Verbose status info as JSON (caller frees): pins, files, CNI result, timings. */
 int cric_sandbox_info_json(const struct cric_sandbox *sb, char **out, cric_error **err);
 
+/** The sandbox's PodSandboxStatus (borrowing its strings: use it before the
+ * loop moves on), or NULL when out of memory.  Free with
+ * cric_sandbox_status_free. */
+Runtime__V1__PodSandboxStatus *cric_sandbox_status_new(const struct cric_sandbox *sb);
+void cric_sandbox_status_free(Runtime__V1__PodSandboxStatus *st);
+
 #endif
