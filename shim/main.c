@@ -33,7 +33,7 @@ static void usage(FILE *f)
 {
     fputs("usage: cric-shim --id ID --bundle DIR --runtime PATH --state-dir DIR [--runtime-root DIR]\n"
           "                 [--log PATH] [--log-size-max BYTES] [--exit-dir DIR] [--terminal] [--stdin]\n"
-          "                 [--sync-fd N] [--start]\n"
+          "                 [--sync-fd N] [--start] [--wait]\n"
           "       cric-shim --exec --id ID --runtime PATH [--runtime-root DIR] [--timeout SECS]\n"
           "                 [--output-max BYTES] (--process FILE | -- COMMAND...)\n",
           f);
@@ -50,7 +50,7 @@ static int parse_args(int argc, char **argv, struct cshim_args *a)
         {"sync-fd", required_argument, NULL, 'S'},     {"exec", no_argument, NULL, 'x'},
         {"process", required_argument, NULL, 'p'},     {"timeout", required_argument, NULL, 'T'},
         {"output-max", required_argument, NULL, 'o'},  {"help", no_argument, NULL, 'h'},
-        {"start", no_argument, NULL, 'G'},
+        {"start", no_argument, NULL, 'G'},            {"wait", no_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
@@ -72,6 +72,7 @@ static int parse_args(int argc, char **argv, struct cshim_args *a)
         case 'S': a->sync_fd = atoi(optarg); break;
         case 'x': a->exec_mode = true; break;
         case 'G': a->start = true; break;
+        case 'W': a->wait = a->start = true; break;
         case 'p': a->process_path = optarg; break;
         case 'T': a->timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'o': a->output_max = strtoull(optarg, NULL, 10); break;
@@ -420,6 +421,45 @@ static int serve(struct shim *s)
     return 0;
 }
 
+/* --wait: everything is set up; reports "ready <shim pid>" and closes the
+ * sync fd, then waits for one connection on <state>/start (cricd's
+ * StartContainer), which becomes the sync fd of the start.  Returns it, or
+ * -1 (SIGTERM while waiting, or a failure already reported). */
+static int wait_for_start(struct shim *s, int sync_fd)
+{
+    char path[PATH_MAX];
+    cshim_path(path, s->a.state_dir, CRIC_SHIM_START_SOCK);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, path); /* parse_args checked the state dir's length */
+    unlink(path);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4) < 0) {
+        sync_report(sync_fd, "error start socket '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    sync_report(sync_fd, "ready %d\n", (int)getpid());
+    if (sync_fd >= 0)
+        close(sync_fd);
+    int conn = -1;
+    while (conn < 0) {
+        struct pollfd pf[2] = {{lfd, POLLIN, 0}, {s->sigfd, POLLIN, 0}};
+        if (poll(pf, 2, -1) < 0 && errno != EINTR)
+            break;
+        struct signalfd_siginfo si;
+        bool term = false;
+        while (read(s->sigfd, &si, sizeof(si)) == sizeof(si))
+            term |= si.ssi_signo != SIGCHLD; /* nothing to watch yet: a plain exit */
+        if (term)
+            break;
+        if (pf[0].revents & POLLIN)
+            conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    }
+    /* One start only: a second connection finds no socket. */
+    close(lfd);
+    unlink(path);
+    return conn;
+}
+
 /* Everything after setup: create, report, serve.  Returns main's exit code. */
 static int shim_run(struct shim *s, int sync_fd)
 {
@@ -431,10 +471,27 @@ static int shim_run(struct shim *s, int sync_fd)
             return 1;
         }
     }
+    if (s->a.wait) {
+        /* While waiting, so the start itself has less to do. */
+        r = cshim_srv_listen(&s->srv, s->a.state_dir);
+        if (r < 0) {
+            sync_report(sync_fd, "error attach sockets in '%s': %s", s->a.state_dir, strerror(-r));
+            cshim_srv_shutdown(&s->srv);
+            return 1;
+        }
+        sync_fd = wait_for_start(s, sync_fd);
+        if (sync_fd < 0) {
+            cshim_srv_shutdown(&s->srv);
+            return 0;
+        }
+    }
     s->container = create_container(s, sync_fd);
-    if (s->container <= 0)
+    if (s->container <= 0) {
+        if (s->a.wait)
+            cshim_srv_shutdown(&s->srv);
         return 1;
-    r = cshim_srv_listen(&s->srv, s->a.state_dir);
+    }
+    r = s->a.wait ? 0 : cshim_srv_listen(&s->srv, s->a.state_dir);
     if (r < 0) {
         sync_report(sync_fd, "error attach sockets in '%s': %s", s->a.state_dir, strerror(-r));
         kill(s->container, SIGKILL);
