@@ -162,6 +162,7 @@ struct shim {
     struct cshim_logw logw;
     struct cshim_srv srv;
     struct cshim_oom oom;
+    int listen_err;            /* of the attach/control sockets, set up while the runtime runs */
 };
 
 static void close_fds_except(int keep)
@@ -232,6 +233,9 @@ static pid_t create_container(struct shim *s, int sync_fd)
         execv(argv[0], argv);
         _exit(127);
     }
+    /* The attach and control sockets while the runtime works (it takes tens
+     * of ms): off the start's critical path. */
+    s->listen_err = cshim_srv_listen(&s->srv, a->state_dir);
     if (!a->terminal) {
         /* A bigger pipe means fewer wake-ups for a chatty container; best effort
          * (it is capped by /proc/sys/fs/pipe-max-size for unprivileged users). */
@@ -471,30 +475,17 @@ static int shim_run(struct shim *s, int sync_fd)
             return 1;
         }
     }
-    if (s->a.wait) {
-        /* While waiting, so the start itself has less to do. */
-        r = cshim_srv_listen(&s->srv, s->a.state_dir);
-        if (r < 0) {
-            sync_report(sync_fd, "error attach sockets in '%s': %s", s->a.state_dir, strerror(-r));
-            cshim_srv_shutdown(&s->srv);
-            return 1;
-        }
-        sync_fd = wait_for_start(s, sync_fd);
-        if (sync_fd < 0) {
-            cshim_srv_shutdown(&s->srv);
-            return 0;
-        }
-    }
+    if (s->a.wait && (sync_fd = wait_for_start(s, sync_fd)) < 0)
+        return 0;
     s->container = create_container(s, sync_fd);
     if (s->container <= 0) {
-        if (s->a.wait)
-            cshim_srv_shutdown(&s->srv);
+        cshim_srv_shutdown(&s->srv);
         return 1;
     }
-    r = s->a.wait ? 0 : cshim_srv_listen(&s->srv, s->a.state_dir);
-    if (r < 0) {
-        sync_report(sync_fd, "error attach sockets in '%s': %s", s->a.state_dir, strerror(-r));
+    if (s->listen_err < 0) {
+        sync_report(sync_fd, "error attach sockets in '%s': %s", s->a.state_dir, strerror(-s->listen_err));
         kill(s->container, SIGKILL);
+        cshim_srv_shutdown(&s->srv);
         return 1;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = CSHIM_TAG(CSHIM_EV_SIGNAL, 0)};
@@ -571,6 +562,8 @@ int main(int argc, char **argv)
     s.out_fd[0] = s.out_fd[1] = -1;
     s.srv.epfd = s.epfd;
     s.srv.attach_fd = s.srv.control_fd = s.srv.stdin_fd = s.srv.pty_fd = -1;
+    for (int i = 0; i < CSHIM_CLIENTS_MAX; i++)
+        s.srv.clients[i].fd = -1;
     s.srv.logw = &s.logw;
     cshim_logw_init(&s.logw);
     if (s.sigfd < 0 || s.epfd < 0) {
