@@ -311,8 +311,13 @@ static void prelaunch_done(int pid, const cric_error *err, void *data)
     c->start_waiting = NULL;
     if (op)
         start_go(op);
-    else if (pid > 0 && (c->gone || c->removing || c->state != CTR_CREATED))
-        kill(pid, SIGKILL); /* stopped or removed meanwhile: nothing will start it */
+    else if (pid > 0 && (c->gone || c->removing || c->state != CTR_CREATED)) {
+        /* Stopped or removed meanwhile: nothing will start it.  Its files
+         * may have come back after the removal's. */
+        kill(pid, SIGKILL);
+        if (c->gone || c->removing)
+            cric_rm_rf(c->state_dir, NULL);
+    }
     cric__ctr_unref(c);
     cric__svc_release(svc);
 }
