@@ -655,7 +655,11 @@ static void shim_started(int pid, const cric_error *err, void *data)
     struct start_op *op = data;
     struct ctr *c = op->c;
     if (pid <= 0 && err && err->code == -ESRCH && !cric_shim_is_alive(c->state_dir)) {
-        /* It is gone (killed while it waited): launch one as without it. */
+        /* It is gone (killed while it waited): launch one as without it,
+         * after its stale socket. */
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/" CRIC_SHIM_START_SOCK, c->state_dir);
+        unlink(path);
         struct cric_shim_opts so;
         shim_opts(c, &so);
         cric_error *e = NULL;

@@ -122,6 +122,25 @@ def test_created_never_started():
     assert cid not in out, out
 
 
+def test_waiting_shim_killed():
+    """The shim launched at create is killed while it waits: the start
+    launches a new one."""
+    e = ENV
+    pod, pcfg = e.run_pod("shimkilled")
+    cid = e.create(pod, pcfg, e.ctr_config("k", ["sh", "-c", "trap 'exit 0' TERM; echo k-up; sleep 100 & wait"]))
+    harness.wait_for(lambda: ctrlib.waiting_shim(e, cid), what="the shim waiting for the start")
+    shim = ctrlib.waiting_shim(e, cid)
+    os.kill(shim, 9)
+    harness.wait_for(lambda: not ctrlib.pid_alive(shim), what="the killed shim to die")
+    e.start(cid)
+    assert ctrlib.shim_pid(e, cid) != shim
+    assert not os.path.exists(os.path.join(e.d.state, "c", cid, "start")), "stale start socket"
+    harness.wait_for(lambda: "k-up" in e.output(pcfg, "k"), what="output")
+    e.stop(cid, timeout=5)
+    assert e.status(cid).status.exit_code == 0
+    e.remove(cid)
+
+
 def test_start_error():
     """A process the runtime cannot start: StartContainer fails with the
     runtime's words and the container is exited, 128, StartError."""
@@ -405,7 +424,7 @@ def main():
                              "User": "alice"}}
     with ctrlib.Env(images=images) as e:
         ENV = e
-        harness.run_tests([test_lifecycle, test_created_never_started, test_start_error, test_stop_timeout_kill,
+        harness.run_tests([test_lifecycle, test_created_never_started, test_waiting_shim_killed, test_start_error, test_stop_timeout_kill,
                            test_command_args_env_workdir_user, test_mounts_readonly_termination,
                            test_capabilities_privileged, test_oom_killed, test_exec_sync,
                            test_update_resources_reopen_log, test_unknown_image_and_pod,

@@ -240,6 +240,7 @@ def test_restart_with_waiting_shims():
     assert ctrlib.shim_pid(e, a) == shims[0]
     e.start(b)
     assert ctrlib.shim_pid(e, b) != shims[1]
+    assert not os.path.exists(os.path.join(e.d.state, "c", b, "start")), "stale start socket"
     for n in ("a", "b"):
         wait_for(lambda: "%s-up" % n in e.output(pcfg, n), what="output of " + n)
     e.remove(c)
