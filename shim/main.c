@@ -425,10 +425,11 @@ static int serve(struct shim *s)
     return 0;
 }
 
-/* --wait: everything is set up; reports "ready <shim pid>" and closes the
- * sync fd, then waits for one connection on <state>/start (cricd's
- * StartContainer), which becomes the sync fd of the start.  Returns it, or
- * -1 (SIGTERM while waiting, or a failure already reported). */
+/* --wait: the pid and log files are in place; listens on <state>/start,
+ * reports "ready <shim pid>" and closes the sync fd, then waits for one
+ * connection there (cricd's StartContainer), which becomes the sync fd of
+ * the start.  Returns it, or -1 (SIGTERM while waiting, or a failure
+ * already reported). */
 static int wait_for_start(struct shim *s, int sync_fd)
 {
     char path[PATH_MAX];
