@@ -125,6 +125,7 @@ struct cshim_args {
     uint64_t log_size_max;
     bool terminal, stdin_open, exec_mode;
     bool start;          /* `runtime run --detach`: create and start in one runtime process */
+    bool wait;           /* set up, report "ready", start on a connection to <state>/start */
     bool systemd_cgroup; /* runtime --systemd-cgroup (the systemd cgroup driver) */
     int sync_fd;
     /* exec mode */

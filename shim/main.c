@@ -33,7 +33,7 @@ static void usage(FILE *f)
 {
     fputs("usage: cric-shim --id ID --bundle DIR --runtime PATH --state-dir DIR [--runtime-root DIR]\n"
           "                 [--log PATH] [--log-size-max BYTES] [--exit-dir DIR] [--terminal] [--stdin]\n"
-          "                 [--sync-fd N] [--start] [--systemd-cgroup]\n"
+          "                 [--sync-fd N] [--start] [--wait] [--systemd-cgroup]\n"
           "       cric-shim --exec --id ID --runtime PATH [--runtime-root DIR] [--systemd-cgroup] [--timeout SECS]\n"
           "                 [--output-max BYTES] (--process FILE | -- COMMAND...)\n",
           f);
@@ -50,7 +50,8 @@ static int parse_args(int argc, char **argv, struct cshim_args *a)
         {"sync-fd", required_argument, NULL, 'S'},     {"exec", no_argument, NULL, 'x'},
         {"process", required_argument, NULL, 'p'},     {"timeout", required_argument, NULL, 'T'},
         {"output-max", required_argument, NULL, 'o'},  {"help", no_argument, NULL, 'h'},
-        {"start", no_argument, NULL, 'G'},          {"systemd-cgroup", no_argument, NULL, 'C'},
+        {"start", no_argument, NULL, 'G'},            {"wait", no_argument, NULL, 'W'},
+        {"systemd-cgroup", no_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
@@ -73,6 +74,7 @@ static int parse_args(int argc, char **argv, struct cshim_args *a)
         case 'x': a->exec_mode = true; break;
         case 'G': a->start = true; break;
         case 'C': a->systemd_cgroup = true; break;
+        case 'W': a->wait = a->start = true; break;
         case 'p': a->process_path = optarg; break;
         case 'T': a->timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'o': a->output_max = strtoull(optarg, NULL, 10); break;
@@ -162,6 +164,7 @@ struct shim {
     struct cshim_logw logw;
     struct cshim_srv srv;
     struct cshim_oom oom;
+    int listen_err;            /* of the attach/control sockets, set up while the runtime runs */
 };
 
 static void close_fds_except(int keep)
@@ -232,6 +235,9 @@ static pid_t create_container(struct shim *s, int sync_fd)
         execv(argv[0], argv);
         _exit(127);
     }
+    /* The attach and control sockets while the runtime works (it takes tens
+     * of ms): off the start's critical path. */
+    s->listen_err = cshim_srv_listen(&s->srv, a->state_dir);
     if (!a->terminal) {
         /* A bigger pipe means fewer wake-ups for a chatty container; best effort
          * (it is capped by /proc/sys/fs/pipe-max-size for unprivileged users). */
@@ -421,6 +427,46 @@ static int serve(struct shim *s)
     return 0;
 }
 
+/* --wait: the pid and log files are in place; listens on <state>/start,
+ * reports "ready <shim pid>" and closes the sync fd, then waits for one
+ * connection there (cricd's StartContainer), which becomes the sync fd of
+ * the start.  Returns it, or -1 (SIGTERM while waiting, or a failure
+ * already reported). */
+static int wait_for_start(struct shim *s, int sync_fd)
+{
+    char path[PATH_MAX];
+    cshim_path(path, s->a.state_dir, CRIC_SHIM_START_SOCK);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, path); /* parse_args checked the state dir's length */
+    unlink(path);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4) < 0) {
+        sync_report(sync_fd, "error start socket '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    sync_report(sync_fd, "ready %d\n", (int)getpid());
+    if (sync_fd >= 0)
+        close(sync_fd);
+    int conn = -1;
+    while (conn < 0) {
+        struct pollfd pf[2] = {{lfd, POLLIN, 0}, {s->sigfd, POLLIN, 0}};
+        if (poll(pf, 2, -1) < 0 && errno != EINTR)
+            break;
+        struct signalfd_siginfo si;
+        bool term = false;
+        while (read(s->sigfd, &si, sizeof(si)) == sizeof(si))
+            term |= si.ssi_signo != SIGCHLD; /* nothing to watch yet: a plain exit */
+        if (term)
+            break;
+        if (pf[0].revents & POLLIN)
+            conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    }
+    /* One start only: a second connection finds no socket. */
+    close(lfd);
+    unlink(path);
+    return conn;
+}
+
 /* Everything after setup: create, report, serve.  Returns main's exit code. */
 static int shim_run(struct shim *s, int sync_fd)
 {
@@ -432,13 +478,17 @@ static int shim_run(struct shim *s, int sync_fd)
             return 1;
         }
     }
+    if (s->a.wait && (sync_fd = wait_for_start(s, sync_fd)) < 0)
+        return 0;
     s->container = create_container(s, sync_fd);
-    if (s->container <= 0)
+    if (s->container <= 0) {
+        cshim_srv_shutdown(&s->srv);
         return 1;
-    r = cshim_srv_listen(&s->srv, s->a.state_dir);
-    if (r < 0) {
-        sync_report(sync_fd, "error attach sockets in '%s': %s", s->a.state_dir, strerror(-r));
+    }
+    if (s->listen_err < 0) {
+        sync_report(sync_fd, "error attach sockets in '%s': %s", s->a.state_dir, strerror(-s->listen_err));
         kill(s->container, SIGKILL);
+        cshim_srv_shutdown(&s->srv);
         return 1;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = CSHIM_TAG(CSHIM_EV_SIGNAL, 0)};
@@ -515,6 +565,8 @@ int main(int argc, char **argv)
     s.out_fd[0] = s.out_fd[1] = -1;
     s.srv.epfd = s.epfd;
     s.srv.attach_fd = s.srv.control_fd = s.srv.stdin_fd = s.srv.pty_fd = -1;
+    for (int i = 0; i < CSHIM_CLIENTS_MAX; i++)
+        s.srv.clients[i].fd = -1;
     s.srv.logw = &s.logw;
     cshim_logw_init(&s.logw);
     if (s.sigfd < 0 || s.epfd < 0) {

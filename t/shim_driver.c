@@ -15,7 +15,7 @@ struct drv {
     uv_loop_t loop;
     const char *shim, *id, *bundle, *runtime, *root, *state, *exits, *log, *input, *until, *process;
     uint64_t log_size_max;
-    bool terminal, stdin_open, close_stdin, no_wait, start;
+    bool terminal, stdin_open, close_stdin, no_wait, start, wait;
     int sig;
     unsigned rows, cols, timeout;
     size_t output_max;
@@ -237,10 +237,12 @@ static int run(struct drv *d, const char *cmd)
         struct cric_shim_opts o = {
             .id = d->id, .bundle = d->bundle, .runtime = d->runtime, .runtime_root = d->root,
             .state_dir = d->state, .exits_dir = d->exits, .log_path = d->log, .log_size_max = d->log_size_max,
-            .terminal = d->terminal, .stdin_open = d->stdin_open, .start = d->start, .shim_path = d->shim};
+            .terminal = d->terminal, .stdin_open = d->stdin_open, .start = d->start, .wait = d->wait, .shim_path = d->shim};
         r = cric_shim_launch(&d->loop, &o, on_launched, d, &e);
     } else if (strcmp(cmd, "start") == 0) {
         return start_container(d);
+    } else if (strcmp(cmd, "go") == 0) { /* start through a --wait shim's start socket */
+        r = cric_shim_start(&d->loop, d->state, d->id, 0, on_launched, d, &e);
     } else if (strcmp(cmd, "wait") == 0) {
         return start_wait(d);
     } else if (strcmp(cmd, "status") == 0) {
@@ -291,7 +293,7 @@ int main(int argc, char **argv)
         {"close-stdin", 0, NULL, 'c'},  {"no-wait", 0, NULL, 'n'},  {"rows", 1, NULL, 'y'},
         {"cols", 1, NULL, 'x'},  {"timeout", 1, NULL, 'T'}, {"output-max", 1, NULL, 'o'}, {"input", 1, NULL, 'N'},
         {"until", 1, NULL, 'u'}, {"process", 1, NULL, 'P'}, {"start", 0, NULL, 'G'},  {"signal", 1, NULL, 'K'},
-        {NULL, 0, NULL, 0},
+        {"wait", 0, NULL, 'W'}, {NULL, 0, NULL, 0},
     };
     struct drv d;
     memset(&d, 0, sizeof(d));
@@ -325,6 +327,7 @@ int main(int argc, char **argv)
         case 'u': d.until = optarg; break;
         case 'P': d.process = optarg; break;
         case 'G': d.start = true; break;
+        case 'W': d.wait = true; break;
         case 'K': d.sig = atoi(optarg); break;
         default: return 1;
         }

@@ -51,6 +51,8 @@ struct ctr {
                                * launched (created, not started); in memory only */
     bool deleting;            /* the after-exit `runtime delete` is under way */
     bool starting;            /* StartContainer's shim launch under way */
+    bool prelaunching;        /* the shim launched at create (--wait) is not ready yet */
+    void *start_waiting;      /* a StartContainer waiting for that shim (struct start_op) */
     bool stop_pending;        /* a stop arrived while starting: begins once started */
     int64_t stop_pending_timeout;
     /* Remove in progress. */
@@ -106,6 +108,10 @@ void cric__ctr_remove(struct ctr *c, cric_container_done_fn done, void *data);
  * running; asks the runtime and updates the record. */
 void cric__ctr_refresh_created(struct ctr *c);
 void cric__ctr_hold_layers(struct ctr *c);
+/** A shim launched at create waits in state_dir for StartContainer. */
+bool cric__shim_waiting(const char *state_dir);
+/** Kills such a waiting shim (nothing will start it). */
+void cric__kill_waiting_shim(const char *state_dir);
 /** Service shutdown: closes the stop timer, answers stop waiters ECANCELED. */
 void cric__ctr_cancel_stop(struct ctr *c);
 void cric__ctr_release_layers(struct ctr *c);

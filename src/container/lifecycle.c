@@ -12,6 +12,7 @@
 #include "container/internal.h"
 #include "image/store.h"
 #include "sandbox/sandbox.h"
+#include "shim/shim_proto.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 
@@ -265,6 +266,108 @@ static char **map_to_strv(Runtime__V1__LinuxPodSandboxConfig__SysctlsEntry **e, 
     return v;
 }
 
+/* ---- the shim ---- */
+
+static void shim_opts(struct ctr *c, struct cric_shim_opts *so)
+{
+    struct cric_container_service *svc = c->svc;
+    *so = (struct cric_shim_opts){
+        .id = c->id,
+        .bundle = c->dir,
+        .runtime = c->runtime,
+        .runtime_root = c->runtime_root,
+        .systemd_cgroup = c->systemd_cgroup,
+        .state_dir = c->state_dir,
+        .exits_dir = svc->exits_dir,
+        .log_path = c->log_path[0] ? c->log_path : NULL,
+        .log_size_max = svc->cfg ? svc->cfg->containers_log_size_max : 0,
+        .terminal = c->config->tty,
+        .stdin_open = c->config->stdin,
+        .start = true,
+        .shim_path = svc->shim_path,
+    };
+}
+
+bool cric__shim_waiting(const char *state_dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/" CRIC_SHIM_START_SOCK, state_dir);
+    return access(path, F_OK) == 0;
+}
+
+void cric__kill_waiting_shim(const char *state_dir)
+{
+    struct cric_shim_status st = {0};
+    if (cric__shim_waiting(state_dir) && cric_shim_status(state_dir, &st, NULL) == 0 &&
+        st.state == CRIC_SHIM_RUNNING && st.shim_pid > 0 && st.container_pid <= 0)
+        kill(st.shim_pid, SIGKILL);
+}
+
+static void start_go(void *op);
+
+static void prelaunch_done(int pid, const cric_error *err, void *data)
+{
+    (void)err; /* no waiting shim: StartContainer launches one itself */
+    struct ctr *c = data;
+    struct cric_container_service *svc = c->svc;
+    c->prelaunching = false;
+    void *op = c->start_waiting;
+    c->start_waiting = NULL;
+    if (op)
+        start_go(op);
+    else if (pid > 0 && (c->gone || c->removing || c->state != CTR_CREATED)) {
+        /* Stopped or removed meanwhile: nothing will start it.  Its files
+         * may have come back after the removal's. */
+        kill(pid, SIGKILL);
+        if (c->gone || c->removing)
+            cric_rm_rf(c->state_dir, NULL);
+    }
+    cric__ctr_unref(c);
+    cric__svc_release(svc);
+}
+
+static void prelaunch_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void prelaunch_now(uv_timer_t *t)
+{
+    struct ctr *c = t->data;
+    struct cric_container_service *svc = c->svc;
+    uv_close((uv_handle_t *)t, prelaunch_timer_closed);
+    struct cric_shim_opts so;
+    shim_opts(c, &so);
+    so.wait = true;
+    cric_error *err = NULL;
+    if (svc->closing || c->gone || c->removing || c->state != CTR_CREATED ||
+        cric_shim_launch(svc->loop, &so, prelaunch_done, c, &err) < 0) {
+        cric_error_free(err);
+        prelaunch_done(0, NULL, c);
+    }
+}
+
+/* The shim's own start-up (spawn, detach, log and sockets) happens here,
+ * between CreateContainer and StartContainer: `cric-shim --wait` gets
+ * everything ready and waits on its start socket, so StartContainer only
+ * runs the runtime.  From a timer: the spawn blocks the loop until the
+ * shim has exec'd, which must not hold back CreateContainer's answer (it
+ * is sent when the request's input has been handled).  Best effort:
+ * without a waiting shim, StartContainer launches one itself. */
+static void prelaunch(struct ctr *c)
+{
+    struct cric_container_service *svc = c->svc;
+    uv_timer_t *t = svc->closing ? NULL : malloc(sizeof(*t));
+    if (!t)
+        return;
+    c->prelaunching = true;
+    cric__ctr_ref(c);
+    cric__svc_hold(svc);
+    uv_timer_init(svc->loop, t);
+    t->data = c;
+    uv_timer_start(t, prelaunch_now, 0, 0);
+}
+
 int cric_container_create(struct cric_container_service *svc, const Runtime__V1__CreateContainerRequest *req,
                           cric_container_done_fn done, void *data, cric_error **err)
 {
@@ -427,8 +530,9 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
         if ((r = cric__ctr_write(svc, path, json, strlen(json), err)) < 0)
             goto fail;
     }
-    /* No process yet (CRI allows it): StartContainer launches the shim,
-     * which creates and starts in one runtime call. */
+    /* Nothing in the runtime yet (CRI allows it): StartContainer creates
+     * and starts in one runtime call.  The shim that will run it is
+     * launched now, after the answer, and waits (see prelaunch). */
     c->state = CTR_CREATED;
     if ((r = cric__ctr_save(c, err)) < 0) {
         c->state = CTR_CREATING;
@@ -436,6 +540,7 @@ int cric_container_create(struct cric_container_service *svc, const Runtime__V1_
     }
     cric__ctr_event(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT);
     done(data, 0, NULL, c->id);
+    prelaunch(c);
     cric_spec_info_free(&info);
     free(json);
     cric__spec_strv_free(sysctls);
@@ -513,7 +618,7 @@ static void launch_done(int pid, const cric_error *lerr, void *data)
     struct ctr *c = op->c;
     struct cric_container_service *svc = c->svc;
     cric_error *err = NULL;
-    int r = 0;
+    int r;
     if (pid > 0) {
         c->pid = pid;
         if (!c->started_at)
@@ -523,7 +628,14 @@ static void launch_done(int pid, const cric_error *lerr, void *data)
             c->state = CTR_RUNNING;
             cric__ctr_event(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT);
         }
-        r = cric__ctr_save(c, &err);
+        /* The answer first: the record's rename can take milliseconds on a
+         * busy disk, and a crash before it is recovered all the same (the
+         * shim's container.pid and the runtime's state say it runs). */
+        start_finish(op, 0, NULL);
+        cric__ctr_save(c, NULL);
+        cric__ctr_unref(c);
+        cric__svc_release(svc);
+        return;
     } else {
         r = cric_error_new(&err, lerr && lerr->code < 0 ? lerr->code : -EIO, "start container %s: %s", c->id,
                            lerr ? lerr->msg : "runtime failed");
@@ -549,6 +661,55 @@ static void launch_done(int pid, const cric_error *lerr, void *data)
     cric__svc_release(svc);
 }
 
+/* A shim launched at create answers on its start socket. */
+static void shim_started(int pid, const cric_error *err, void *data)
+{
+    struct start_op *op = data;
+    struct ctr *c = op->c;
+    if (pid <= 0 && err && err->code == -ESRCH && !cric_shim_is_alive(c->state_dir)) {
+        /* It is gone (killed while it waited): launch one as without it,
+         * after its stale socket. */
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/" CRIC_SHIM_START_SOCK, c->state_dir);
+        unlink(path);
+        struct cric_shim_opts so;
+        shim_opts(c, &so);
+        cric_error *e = NULL;
+        if (cric_shim_launch(c->svc->loop, &so, launch_done, op, &e) == 0)
+            return;
+        launch_done(0, e, op);
+        cric_error_free(e);
+        return;
+    }
+    launch_done(pid, err, op);
+}
+
+static void start_go(void *arg)
+{
+    struct start_op *op = arg;
+    struct ctr *c = op->c;
+    struct cric_container_service *svc = c->svc;
+    cric_error *err = NULL;
+    c->runtime_deleted = false;
+    cric__ctr_ref(c);
+    cric__svc_hold(svc);
+    int r;
+    if (cric__shim_waiting(c->state_dir)) {
+        r = cric_shim_start(svc->loop, c->state_dir, c->id, 0, shim_started, op, &err);
+    } else {
+        struct cric_shim_opts so;
+        shim_opts(c, &so);
+        r = cric_shim_launch(svc->loop, &so, launch_done, op, &err);
+    }
+    if (r < 0) {
+        c->runtime_deleted = true;
+        cric__ctr_unref(c);
+        cric__svc_release(svc);
+        start_finish(op, err->code, err);
+        cric_error_free(err);
+    }
+}
+
 void cric_container_start(struct cric_container_service *svc, const char *id, cric_container_done_fn done, void *data)
 {
     cric_error *err = NULL;
@@ -558,8 +719,10 @@ void cric_container_start(struct cric_container_service *svc, const char *id, cr
                        c->state == CTR_CREATING ? "being created" : c->state == CTR_RUNNING ? "running" : "exited");
     if (c && !err && c->removing)
         cric_error_new(&err, -EBUSY, "container %s is being removed", c->id);
-    /* A shim already there: a start cricd did not live to record. */
-    if (c && !err && (c->starting || (c->pid <= 0 && cric_shim_is_alive(c->state_dir))))
+    /* A shim there that is not waiting: a start cricd did not live to record. */
+    if (c && !err &&
+        (c->starting || (c->pid <= 0 && !c->prelaunching && !cric__shim_waiting(c->state_dir) &&
+                         cric_shim_is_alive(c->state_dir))))
         cric_error_new(&err, -EBUSY, "container %s is being started", c->id);
     struct start_op *op = err ? NULL : calloc(1, sizeof(*op));
     if (!err && !op)
@@ -577,31 +740,11 @@ void cric_container_start(struct cric_container_service *svc, const char *id, cr
         rt_run(c, (const char *[]){"start", c->id, NULL}, start_k, op);
         return;
     }
-    struct cric_shim_opts so = {
-        .id = c->id,
-        .bundle = c->dir,
-        .runtime = c->runtime,
-        .runtime_root = c->runtime_root,
-        .systemd_cgroup = c->systemd_cgroup,
-        .state_dir = c->state_dir,
-        .exits_dir = svc->exits_dir,
-        .log_path = c->log_path[0] ? c->log_path : NULL,
-        .log_size_max = svc->cfg ? svc->cfg->containers_log_size_max : 0,
-        .terminal = c->config->tty,
-        .stdin_open = c->config->stdin,
-        .start = true,
-        .shim_path = svc->shim_path,
-    };
-    c->runtime_deleted = false;
-    cric__ctr_ref(c);
-    cric__svc_hold(svc);
-    if (cric_shim_launch(svc->loop, &so, launch_done, op, &err) < 0) {
-        c->runtime_deleted = true;
-        cric__ctr_unref(c);
-        cric__svc_release(svc);
-        start_finish(op, err->code, err);
-        cric_error_free(err);
+    if (c->prelaunching) {
+        c->start_waiting = op; /* prelaunch_done goes on */
+        return;
     }
+    start_go(op);
 }
 
 /* ---- stop ---- */
@@ -707,6 +850,8 @@ static void ctr_stop(struct ctr *c, int64_t timeout_s, cric_container_done_fn do
         /* Never started: no process to signal; it ends as killed. */
         struct cric_shim_exit ex = {.status = 137, .exited_at_ns = cric__now_ns()};
         cric__ctr_on_exit(c, &ex);
+        if (!c->prelaunching)
+            cric__kill_waiting_shim(c->state_dir);
         return;
     }
     ctr_stop_begin(c, timeout_s);

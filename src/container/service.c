@@ -372,6 +372,11 @@ static void recover(struct ctr *c)
         break;
     }
     default:
+        if (c->state == CTR_CREATED && c->pid <= 0 && st.container_pid <= 0 && cric__shim_waiting(c->state_dir)) {
+            /* Its shim, launched at create, still waits for the start. */
+            c->runtime_deleted = true;
+            break;
+        }
         if (st.container_pid > 0)
             c->pid = st.container_pid;
         if (c->state == CTR_CREATED)
@@ -433,8 +438,10 @@ int cric_container_service_new(uv_loop_t *loop, const struct cric_container_opts
                 cric__rootfs_unmount(dir, NULL);
                 cric_rm_rf(dir, NULL);
             }
-            if (asprintf(&sdir, "%s/%s", svc->run_dir, e->d_name) >= 0)
+            if (asprintf(&sdir, "%s/%s", svc->run_dir, e->d_name) >= 0) {
+                cric__kill_waiting_shim(sdir);
                 cric_rm_rf(sdir, NULL);
+            }
             continue;
         }
         if ((r = cric__ctr_add(svc, c)) < 0) {

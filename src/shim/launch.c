@@ -2,6 +2,7 @@
 #include "config.h"
 #include "shim/proc.h"
 #include "shim/shim.h"
+#include "shim/shim_proto.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 
@@ -17,28 +18,42 @@ struct launch_req {
     char *id;
 };
 
+/* The shim's one-line report: "ok PID", "ready PID" (--wait) or "error TEXT".
+ * Returns the pid, or 0 with *e set. */
+static int parse_report(const char *sync, int status, const char *id, cric_error **e)
+{
+    int pid = 0;
+    if ((strncmp(sync, "ok ", 3) == 0 && (pid = atoi(sync + 3)) > 0) ||
+        (strncmp(sync, "ready ", 6) == 0 && (pid = atoi(sync + 6)) > 0))
+        return pid;
+    size_t n = strlen(sync);
+    while (n && sync[n - 1] == '\n')
+        n--;
+    if (strncmp(sync, "error ", 6) == 0)
+        cric_error_new(e, -EIO, "container '%s': %.*s", id, (int)(n - 6), sync + 6);
+    else if (status == -ETIMEDOUT)
+        cric_error_new(e, -ETIMEDOUT, "container '%s': cric-shim did not report in time", id);
+    else
+        cric_error_new(e, status < 0 ? status : -EIO, "container '%s': cric-shim failed (status %d): %.*s", id, status,
+                       (int)n, n ? sync : "no message");
+    return 0;
+}
+
 static void launch_done(int status, struct cric__capture cap[3], void *data)
 {
     struct launch_req *l = data;
-    const char *sync = cap[2].data;
     cric_error *e = NULL;
-    int pid = 0;
-    if (strncmp(sync, "ok ", 3) == 0 && (pid = atoi(sync + 3)) > 0) {
-        l->cb(pid, NULL, l->data);
-    } else {
-        size_t n = strlen(sync);
-        while (n && sync[n - 1] == '\n')
-            n--;
-        if (strncmp(sync, "error ", 6) == 0)
-            cric_error_new(&e, -EIO, "container '%s': %.*s", l->id, (int)(n - 6), sync + 6);
-        else if (status == -ETIMEDOUT)
+    int pid = parse_report(cap[2].data, status, l->id, &e);
+    if (!pid && !cap[2].data[0] && cap[1].len) { /* nothing on the sync fd: what it printed */
+        cric_error_free(e);
+        e = NULL;
+        if (status == -ETIMEDOUT)
             cric_error_new(&e, -ETIMEDOUT, "container '%s': cric-shim did not report in time", l->id);
         else
-            cric_error_new(&e, -EIO, "container '%s': cric-shim failed (status %d): %s", l->id, status,
-                           cap[1].len ? cap[1].data : "no message");
-        l->cb(0, e, l->data);
-        cric_error_free(e);
+            cric_error_new(&e, -EIO, "container '%s': cric-shim failed (status %d): %s", l->id, status, cap[1].data);
     }
+    l->cb(pid, e, l->data);
+    cric_error_free(e);
     free(l->id);
     free(l);
 }
@@ -82,6 +97,8 @@ int cric_shim_launch(uv_loop_t *loop, const struct cric_shim_opts *o, cric_shim_
         argv[n++] = "--stdin";
     if (o->start)
         argv[n++] = "--start";
+    if (o->wait)
+        argv[n++] = "--wait";
     argv[n] = NULL;
     struct launch_req *l = calloc(1, sizeof(*l));
     if (!l || !(l->id = strdup(o->id))) {
@@ -98,4 +115,103 @@ int cric_shim_launch(uv_loop_t *loop, const struct cric_shim_opts *o, cric_shim_
         free(l);
     }
     return r;
+}
+
+/* ------------------------------------------------------------------ start */
+
+struct start_req {
+    uv_pipe_t pipe;
+    uv_connect_t connect;
+    uv_timer_t timer;
+    cric_shim_launch_cb cb;
+    void *data;
+    char *id;
+    char buf[8192];
+    size_t len;
+    int status; /* 0, or -errno of the connection */
+    int closing;
+};
+
+static void start_closed(uv_handle_t *h)
+{
+    struct start_req *q = h->data;
+    if (--q->closing > 0)
+        return;
+    cric_error *e = NULL;
+    int pid = 0;
+    if (q->status == -ENOENT || q->status == -ECONNREFUSED)
+        cric_error_new(&e, -ESRCH, "container '%s': no cric-shim waiting to start it", q->id);
+    else
+        pid = parse_report(q->buf, q->status, q->id, &e);
+    q->cb(pid, e, q->data);
+    cric_error_free(e);
+    free(q->id);
+    free(q);
+}
+
+static void start_end(struct start_req *q, int status)
+{
+    if (q->closing)
+        return;
+    q->status = status;
+    q->buf[q->len] = '\0';
+    q->closing = 2;
+    uv_close((uv_handle_t *)&q->pipe, start_closed);
+    uv_close((uv_handle_t *)&q->timer, start_closed);
+}
+
+static void start_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct start_req *q = h->data;
+    (void)hint;
+    *buf = uv_buf_init(q->buf + q->len, (unsigned)(sizeof(q->buf) - 1 - q->len));
+}
+
+static void start_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct start_req *q = st->data;
+    (void)buf;
+    if (n < 0) {
+        start_end(q, n == UV_EOF ? 0 : (int)n);
+        return;
+    }
+    q->len += (size_t)n;
+    if (q->len >= sizeof(q->buf) - 1)
+        start_end(q, 0);
+}
+
+static void start_connected(uv_connect_t *req, int status)
+{
+    struct start_req *q = req->data;
+    if (status < 0) {
+        start_end(q, status);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&q->pipe, start_alloc, start_read);
+}
+
+static void start_timeout(uv_timer_t *t)
+{
+    start_end(t->data, -ETIMEDOUT);
+}
+
+int cric_shim_start(uv_loop_t *loop, const char *state_dir, const char *id, unsigned timeout_ms,
+                    cric_shim_launch_cb cb, void *data, cric_error **err)
+{
+    struct start_req *q = calloc(1, sizeof(*q));
+    _cleanup_free_ char *path = NULL;
+    if (!q || !(q->id = strdup(id)) || asprintf(&path, "%s/" CRIC_SHIM_START_SOCK, state_dir) < 0) {
+        if (q)
+            free(q->id);
+        free(q);
+        return cric_error_sys(err, -ENOMEM, "container '%s'", id);
+    }
+    q->cb = cb;
+    q->data = data;
+    uv_pipe_init(loop, &q->pipe, 0);
+    uv_timer_init(loop, &q->timer);
+    q->pipe.data = q->timer.data = q->connect.data = q;
+    uv_pipe_connect(&q->connect, &q->pipe, path, start_connected);
+    uv_timer_start(&q->timer, start_timeout, timeout_ms ? timeout_ms : 130000, 0);
+    return 0;
 }

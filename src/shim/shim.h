@@ -34,12 +34,14 @@ struct cric_shim_opts {
     bool terminal;            /* allocate a pty (runtime --console-socket) */
     bool stdin_open;          /* keep a stdin pipe the attach socket can write to */
     bool start;               /* `runtime run --detach`: the container is started, not just created */
+    bool wait;                /* with start: set up, report ready, start on cric_shim_start */
     const char *shim_path;    /* NULL = cric_helper_path("cric-shim") */
     unsigned timeout_ms;      /* until the shim reports; 0 = 130 s (the shim gives create 120 s) */
 };
 
 /** Called once.  On success pid > 0 is the container's pid (created, not
- * started, unless opts.start) and err is NULL; on failure pid is 0 and err (borrowed, valid
+ * started, unless opts.start; with opts.wait the shim's own pid: it is
+ * ready and waits for cric_shim_start) and err is NULL; on failure pid is 0 and err (borrowed, valid
  * during the call) carries the runtime's own error text. */
 typedef void (*cric_shim_launch_cb)(int pid, const cric_error *err, void *data);
 
@@ -50,6 +52,13 @@ typedef void (*cric_shim_launch_cb)(int pid, const cric_error *err, void *data);
  * `<runtime> delete -f <id>`: a create that timed out may finish later. */
 int cric_shim_launch(uv_loop_t *loop, const struct cric_shim_opts *o, cric_shim_launch_cb cb, void *data,
                      cric_error **err);
+
+/** Starts the container of a shim launched with opts.wait: connects to its
+ * start socket; cb gets the container's pid once it runs, or the runtime's
+ * error.  -ESRCH in err: no shim is waiting (it is gone, or a start already
+ * took it).  Returns 0 (cb will be called) or -errno with *err set. */
+int cric_shim_start(uv_loop_t *loop, const char *state_dir, const char *id, unsigned timeout_ms,
+                    cric_shim_launch_cb cb, void *data, cric_error **err);
 
 /* ------------------------------------------------------------- exit & state */
 

@@ -47,6 +47,7 @@ enum cric_shim_frame_type {
 /* Names of the files in a state directory. */
 #define CRIC_SHIM_ATTACH_SOCK "attach"
 #define CRIC_SHIM_CONTROL_SOCK "control"
+#define CRIC_SHIM_START_SOCK "start" /* --wait: a connection here starts the container */
 #define CRIC_SHIM_CONSOLE_SOCK "console"
 #define CRIC_SHIM_EXIT_FILE "exit"
 #define CRIC_SHIM_PID_FILE "shim.pid"

@@ -87,6 +87,9 @@ def test_created_never_started():
     st = e.status(cid, verbose=True)
     assert st.status.state == pb().CONTAINER_CREATED and st.status.started_at == 0, st.status
     assert json.loads(st.info["info"])["pid"] == 0
+    # Its shim is launched at create, and waits for the start.
+    harness.wait_for(lambda: ctrlib.waiting_shim(e, cid), what="the shim waiting for the start")
+    shim = ctrlib.waiting_shim(e, cid)
     try:
         e.exec_sync(cid, ["true"])
         raise AssertionError("exec in a created container")
@@ -95,6 +98,8 @@ def test_created_never_started():
     e.stop(cid)
     st = e.status(cid).status
     assert st.state == pb().CONTAINER_EXITED and st.exit_code == 137, st
+    # Stopped before it started: nothing will start it, its shim is ended.
+    harness.wait_for(lambda: not ctrlib.pid_alive(shim), what="the waiting shim to end after the stop")
     try:
         e.start(cid)
         raise AssertionError("start of an exited container")
@@ -102,10 +107,38 @@ def test_created_never_started():
         assert "FAILED_PRECONDITION" in str(ex), ex
     e.remove(cid)
     cid = e.create(pod, pcfg, e.ctr_config("b", ["sleep", "100"]))
+    harness.wait_for(lambda: ctrlib.waiting_shim(e, cid), what="the shim waiting for the start")
+    shim = ctrlib.waiting_shim(e, cid)
     e.remove(cid)
+    harness.wait_for(lambda: not ctrlib.pid_alive(shim), what="the waiting shim to end after the removal")
+    # Removed right after the create, maybe before its shim was ready.
+    cid = e.create(pod, pcfg, e.ctr_config("c", ["sleep", "100"]))
+    e.remove(cid)
+    time.sleep(0.5)
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert cid not in out, out
     out = subprocess.run([ctrlib.RUNC, "--root", os.path.join(e.d.dir, "runc"), "list", "-q"],
                          capture_output=True, text=True).stdout
     assert cid not in out, out
+
+
+def test_waiting_shim_killed():
+    """The shim launched at create is killed while it waits: the start
+    launches a new one."""
+    e = ENV
+    pod, pcfg = e.run_pod("shimkilled")
+    cid = e.create(pod, pcfg, e.ctr_config("k", ["sh", "-c", "trap 'exit 0' TERM; echo k-up; sleep 100 & wait"]))
+    harness.wait_for(lambda: ctrlib.waiting_shim(e, cid), what="the shim waiting for the start")
+    shim = ctrlib.waiting_shim(e, cid)
+    os.kill(shim, 9)
+    harness.wait_for(lambda: not ctrlib.pid_alive(shim), what="the killed shim to die")
+    e.start(cid)
+    assert ctrlib.shim_pid(e, cid) != shim
+    assert not os.path.exists(os.path.join(e.d.state, "c", cid, "start")), "stale start socket"
+    harness.wait_for(lambda: "k-up" in e.output(pcfg, "k"), what="output")
+    e.stop(cid, timeout=5)
+    assert e.status(cid).status.exit_code == 0
+    e.remove(cid)
 
 
 def test_start_error():
@@ -391,7 +424,7 @@ def main():
                              "User": "alice"}}
     with ctrlib.Env(images=images) as e:
         ENV = e
-        harness.run_tests([test_lifecycle, test_created_never_started, test_start_error, test_stop_timeout_kill,
+        harness.run_tests([test_lifecycle, test_created_never_started, test_waiting_shim_killed, test_start_error, test_stop_timeout_kill,
                            test_command_args_env_workdir_user, test_mounts_readonly_termination,
                            test_capabilities_privileged, test_oom_killed, test_exec_sync,
                            test_update_resources_reopen_log, test_unknown_image_and_pod,

@@ -220,6 +220,36 @@ def test_kill_mid_start():
         assert cid not in f.read()
 
 
+def test_restart_with_waiting_shims():
+    """kill -9 of cricd while the shims of created containers wait for their
+    start: afterwards one starts through its waiting shim, one whose shim
+    was killed meanwhile gets a new one, and one is removed with its shim."""
+    e = ENV
+    pod, pcfg = e.run_pod("waitrec")
+    cmd = "trap 'exit 0' TERM; echo %s-up; sleep 100 & wait"
+    ids = [e.create(pod, pcfg, e.ctr_config(n, ["sh", "-c", cmd % n])) for n in ("a", "b", "c")]
+    for cid in ids:
+        wait_for(lambda: ctrlib.waiting_shim(e, cid), what="the shim waiting for the start")
+    shims = [ctrlib.waiting_shim(e, cid) for cid in ids]
+    a, b, c = ids
+    os.kill(shims[1], signal.SIGKILL)
+    e.restart()
+    for cid in ids:
+        assert e.status(cid).status.state == pb().CONTAINER_CREATED
+    e.start(a)
+    assert ctrlib.shim_pid(e, a) == shims[0]
+    e.start(b)
+    assert ctrlib.shim_pid(e, b) != shims[1]
+    assert not os.path.exists(os.path.join(e.d.state, "c", b, "start")), "stale start socket"
+    for n in ("a", "b"):
+        wait_for(lambda: "%s-up" % n in e.output(pcfg, n), what="output of " + n)
+    e.remove(c)
+    wait_for(lambda: not ctrlib.pid_alive(shims[2]), what="the waiting shim to end after the removal")
+    for cid in (a, b):
+        e.stop(cid, timeout=5)
+        assert e.status(cid).status.exit_code == 0
+
+
 def test_kill_mid_create():
     """A record left "creating" (cricd killed mid-create, when creates still
     wrote one) or a directory without a record: both are cleaned up."""
@@ -331,7 +361,7 @@ def main():
         ENV = e
         harness.run_tests([test_restart_running_and_exited, test_kill_mid_stop, test_sigterm_during_stop,
                            test_sigterm_right_after_remove, test_start_raced_crash, test_stop_during_start, test_kill_mid_start,
-                           test_kill_mid_create,
+                           test_restart_with_waiting_shims, test_kill_mid_create,
                            test_crun_handler, test_unknown_handler, test_fifty_in_parallel])
 
 

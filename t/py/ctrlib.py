@@ -278,6 +278,32 @@ class Env:
         return out.decode(errors="replace")
 
 
+def pid_alive(pid):
+    """True for a live process (a zombie nobody reaped yet counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def waiting_shim(env, cid):
+    """The pid of the shim launched at CreateContainer if it is alive and
+    waiting on its start socket, else None."""
+    st = os.path.join(env.d.state, "c", cid)
+    try:
+        with open(os.path.join(st, "shim.pid")) as f:
+            pid = int(f.read())
+    except (OSError, ValueError):
+        return None
+    return pid if os.path.exists(os.path.join(st, "start")) and pid_alive(pid) else None
+
+
+def shim_pid(env, cid):
+    with open(os.path.join(env.d.state, "c", cid, "shim.pid")) as f:
+        return int(f.read())
+
+
 def wait_gone(path, timeout=20):
     """RemoveContainer answers once the record is gone; the trees follow on
     cricd's thread pool."""

@@ -309,6 +309,38 @@ def test_start_mode_and_signal():
     assert r.returncode != 0
 
 
+def test_wait_mode():
+    """--wait: the shim sets up and waits, with no runtime process; a
+    connection to its start socket starts the container and answers its
+    pid; a second start finds no socket.  A waiting shim ends on SIGTERM."""
+    e = env()
+    shim_pid = e.launch("waiting", ["sh", "-c", "echo up; sleep 0.3; exit 4"], extra=("--wait",))
+    st = e.state("waiting")
+    assert os.path.exists(os.path.join(st, "start"))
+    os.kill(shim_pid, 0)
+    out = subprocess.run([RUNC, "--root", e.rt_root, "list", "-q"], capture_output=True, text=True).stdout
+    assert "waiting" not in out.split(), out
+    r = e.drv("go", "--state", st, "--id", "waiting")
+    m = re.match(rb"pid (\d+)", r.stdout)
+    assert m and int(m.group(1)) != shim_pid, r.stdout
+    assert not os.path.exists(os.path.join(st, "start"))
+    r = e.drv("go", "--state", st, "--id", "waiting", check=False)
+    assert r.returncode != 0 and b"no cric-shim waiting" in r.stderr, r.stderr
+    assert e.wait("waiting") == (4, False)
+    assert b"up" in stream_text(parse_log(e.log("waiting")), "stdout")
+    # A runtime failure comes back on the start connection.
+    e.launch("waitbad", ["/no/such/binary"], extra=("--wait",))
+    r = e.drv("go", "--state", e.state("waitbad"), "--id", "waitbad", check=False)
+    assert r.returncode != 0 and b"/no/such/binary" in r.stderr, r.stderr
+    # Nothing to watch yet: SIGTERM ends a waiting shim and its sockets.
+    pid = e.launch("waitterm", ["true"], extra=("--wait",))
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + 10
+    while os.path.exists(os.path.join(e.state("waitterm"), "start")):
+        assert time.time() < deadline, "waiting shim ignored SIGTERM"
+        time.sleep(0.02)
+
+
 def test_start_mode_error():
     e = env()
     r = e.launch("badstart", ["/no/such/binary"], extra=("--start",), check=False)
@@ -457,7 +489,7 @@ def main():
         run_tests([test_exit_codes, test_launch_error_text, test_log_records_exact, test_interleaved_streams,
                    test_slow_partial_line, test_one_mib_line, test_binary_data, test_terminal, test_attach_stdin_echo,
                    test_attach_terminal_resize, test_reopen_after_rename, test_start_mode_and_signal,
-                   test_start_mode_error, test_oom_killed,
+                   test_wait_mode, test_start_mode_error, test_oom_killed,
                    test_launcher_killed_nothing_lost, test_full_disk_holds_output_back, test_exec_sync, test_crun, test_shim_logs_clean])
     finally:
         ENV.cleanup()
