@@ -50,6 +50,9 @@ struct cric_sandbox_service {
     struct cric_sandbox **sbs;
     size_t n, cap;
     unsigned inflight;
+    unsigned long old_seq;
+    unsigned cg_removing;      /* background teardowns removing cgroup dirs */
+    struct sb_op *cg_waiters;  /* runs waiting for them */    /* names old record versions (record.c) */
     uint64_t last_child_ns;
     uint64_t last_spawn_ns;
     bool closing;
@@ -70,11 +73,22 @@ int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, c
  * in meanwhile, that one is made durable, which is as good. */
 typedef void (*sb__sync_fn)(void *data, int rc, cric_error *err);
 int sb__record_sync(struct cric_sandbox_service *svc, const char *id, sb__sync_fn done, void *data, cric_error **err);
+/* Names of old record versions kept linked until the thread pool drops them. */
+#define SB_OLD_INFIX ".old-"
+/* Deletes old record versions left in a pod directory by a crash. */
+void sb__record_tidy(const char *dir);
 int sb__record_load(struct cric_sandbox_service *svc, const char *id, struct cric_sandbox **out, cric_error **err);
+/* The record in <root>/sandboxes/<dir>/ (a renamed pod directory), of pod id. */
+int sb__record_load_at(struct cric_sandbox_service *svc, const char *dir, const char *id, struct cric_sandbox **out,
+                       cric_error **err);
 int sb__record_path(struct cric_sandbox_service *svc, const char *id, char **out);
 struct cric_sandbox *sb__alloc(void);
 void sb__free(struct cric_sandbox *sb);
 int sb__set_config(struct cric_sandbox *sb, const uint8_t *pb, size_t len, cric_error **err);
+
+/* service.c */
+/* Unlinks (or removes the tree at) path on the thread pool; takes path. */
+void sb__unlink_async(struct cric_sandbox_service *svc, char *path);
 
 /* files.c */
 /* The pod's own network: /etc/hosts with its first IP (if any). */

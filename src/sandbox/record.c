@@ -7,6 +7,7 @@
 #include "util/fs.h"
 #include "util/fsync_async.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -171,10 +172,28 @@ int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, c
     yajl_gen_free(g);
     if (!text || !hex)
         return cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
-    _cleanup_free_ char *path = NULL;
-    if (sb__record_path(svc, sb->id, &path) < 0)
+    _cleanup_free_ char *path = NULL, *old = NULL;
+    if (sb__record_path(svc, sb->id, &path) < 0 || asprintf(&old, "%s" SB_OLD_INFIX "%lu", path, ++svc->old_seq) < 0)
         return cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
-    return cric_write_file_replace(path, text, strlen(text), 0600, err);
+    /* rename(2) over a record whose blocks are on disk frees them inside
+     * the call (ext4: 0.5-4 ms here, the largest part of Run's and Stop's
+     * own time).  A second link keeps the old version alive through the
+     * rename; it is dropped on the thread pool.  A crash leaves the extra
+     * link, which the next start deletes (sb__record_tidy). */
+    bool linked = link(path, old) == 0;
+    int r = cric_write_file_replace(path, text, strlen(text), 0600, err);
+    if (linked)
+        sb__unlink_async(svc, TAKE_PTR(old));
+    return r;
+}
+
+void sb__record_tidy(const char *dir)
+{
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (strncmp(de->d_name, "sandbox.json" SB_OLD_INFIX, sizeof("sandbox.json" SB_OLD_INFIX) - 1) == 0)
+            unlinkat(dirfd(d), de->d_name, 0);
 }
 
 struct sync_wait {
@@ -255,8 +274,14 @@ static int hexval(char c)
 
 int sb__record_load(struct cric_sandbox_service *svc, const char *id, struct cric_sandbox **out, cric_error **err)
 {
+    return sb__record_load_at(svc, id, id, out, err);
+}
+
+int sb__record_load_at(struct cric_sandbox_service *svc, const char *dir, const char *id, struct cric_sandbox **out,
+                       cric_error **err)
+{
     _cleanup_free_ char *path = NULL, *text = NULL;
-    if (sb__record_path(svc, id, &path) < 0)
+    if (asprintf(&path, "%s/%s/sandbox.json", svc->sb_dir, dir) < 0)
         return cric_error_sys(err, -ENOMEM, "load sandbox %s", id);
     int r = cric_read_file(path, RECORD_MAX, &text, NULL, err);
     if (r < 0)

@@ -35,6 +35,7 @@ struct sb_op {
     cric_sandbox_done_fn done;
     void *data;
     struct sb_op *next;
+    struct sb_op *wait_next;     /* in svc->cg_waiters */
 };
 
 static void op_start(struct sb_op *op);
@@ -230,6 +231,58 @@ static void recover_one(struct cric_sandbox_service *svc, struct cric_sandbox *s
     }
 }
 
+static void teardown_host(struct cric_sandbox *sb, const char *dir);
+
+/* A pod removed before a crash whose background teardown had not
+ * finished: its record in the renamed directory says what is left. */
+static void cleanup_trash(struct cric_sandbox_service *svc, const char *name)
+{
+    _cleanup_free_ char *dir = NULL, *shm = NULL;
+    if (asprintf(&dir, "%s/%s", svc->sb_dir, name) < 0 || asprintf(&shm, "%s/shm", dir) < 0)
+        return;
+    struct cric_sandbox *sb = NULL;
+    if (strlen(name) == 7 + 64 && sb__record_load_at(svc, name, name + 7, &sb, NULL) == 0) {
+        free(sb->shm_path);
+        sb->shm_path = TAKE_PTR(shm);
+        teardown_host(sb, dir);
+        sb__free(sb);
+        return;
+    }
+    /* No readable record (the removal had got that far): what can be
+     * mounted in the directory itself still must not stop its removal. */
+    while (umount2(shm, MNT_DETACH) == 0)
+        ;
+    cric_rm_rf(dir, NULL);
+}
+
+/* Pins under <state>/ns whose pod has no record: a crash between
+ * the removal of a record and the unmounts.  Unmounted and deleted. */
+static void cleanup_orphan_pins(struct cric_sandbox_service *svc)
+{
+    _cleanup_closedir_ DIR *d = opendir(svc->ns_root);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        _cleanup_free_ char *rec = NULL;
+        struct stat st;
+        /* A pod directory with an unreadable record keeps its pins too. */
+        if (strlen(de->d_name) != 64 || find_exact(svc, de->d_name) ||
+            asprintf(&rec, "%s/%s", svc->sb_dir, de->d_name) < 0 || lstat(rec, &st) == 0)
+            continue;
+        static const char *const names[] = { "net", "ipc", "uts", "pid" };
+        for (size_t i = 0; i < 4; i++) {
+            _cleanup_free_ char *p = NULL;
+            if (asprintf(&p, "%s/%s/%s", svc->ns_root, de->d_name, names[i]) < 0)
+                continue;
+            while (i < 3 && umount2(p, MNT_DETACH) == 0)
+                ;
+            unlink(p);
+        }
+        _cleanup_free_ char *p = NULL;
+        if (asprintf(&p, "%s/%s", svc->ns_root, de->d_name) >= 0)
+            rmdir(p);
+    }
+}
+
 int cric_sandbox_service_new(uv_loop_t *loop, const struct cric_sandbox_opts *opts,
                              struct cric_sandbox_service **out, cric_error **err)
 {
@@ -276,13 +329,14 @@ int cric_sandbox_service_new(uv_loop_t *loop, const struct cric_sandbox_opts *op
     struct dirent *de;
     while ((de = readdir(d))) {
         if (strncmp(de->d_name, ".trash-", 7) == 0) {
-            _cleanup_free_ char *p = NULL;
-            if (asprintf(&p, "%s/%s", svc->sb_dir, de->d_name) >= 0)
-                cric_rm_rf(p, NULL);
+            cleanup_trash(svc, de->d_name);
             continue;
         }
         if (strlen(de->d_name) != 64)
             continue;
+        _cleanup_free_ char *pdir = NULL;
+        if (asprintf(&pdir, "%s/%s", svc->sb_dir, de->d_name) >= 0)
+            sb__record_tidy(pdir);
         struct cric_sandbox *sb = NULL;
         _cleanup_error_ cric_error *e = NULL;
         /* A record that cannot be read is left on disk untouched (never
@@ -296,6 +350,7 @@ int cric_sandbox_service_new(uv_loop_t *loop, const struct cric_sandbox_opts *op
         }
         recover_one(svc, sb);
     }
+    cleanup_orphan_pins(svc);
     /* Roll back pods that were half-created when the daemon died. */
     for (size_t i = 0; i < svc->n; i++)
         if (svc->sbs[i]->state == CRIC_SANDBOX_CREATING)
@@ -596,37 +651,108 @@ static void rm_work_done(uv_work_t *req, int status)
     maybe_closed(svc);
 }
 
-/* The pod directory is renamed out of the way at once (its record is then
- * gone, atomically) and deleted on the thread pool; leftovers of a crash
- * are deleted when the service starts. */
-static void remove_dir(struct cric_sandbox_service *svc, const char *dir, const char *id)
+void sb__unlink_async(struct cric_sandbox_service *svc, char *path)
 {
     struct rm_work *w = calloc(1, sizeof(*w));
-    if (w && asprintf(&w->path, "%s/.trash-%s", svc->sb_dir, id) >= 0 && rename(dir, w->path) == 0) {
+    if (w) {
         w->svc = svc;
+        w->path = path;
         w->req.data = w;
         if (uv_queue_work(svc->loop, &w->req, rm_work_run, rm_work_done) == 0) {
             svc->inflight++;
             return;
         }
-        cric_rm_rf(w->path, NULL);
-    } else {
-        cric_rm_rf(dir, NULL);
     }
-    if (w)
-        free(w->path);
+    cric_rm_rf(path, NULL);
+    free(path);
     free(w);
 }
 
-/* Undo everything a run did (after a failed run, or for remove). */
-static void teardown_local(struct cric_sandbox_service *svc, struct cric_sandbox *sb)
+/* Undoes on the host what a pod holds: namespace pins, /dev/shm, cgroup
+ * directories it created, and its (renamed) directory.  Touches only sb,
+ * so it runs on the thread pool. */
+static void teardown_host(struct cric_sandbox *sb, const char *dir)
 {
-    if (sb->pause_pid > 0 && sb__proc_start(sb->pause_pid) == sb->priv->pause_start)
-        kill(sb->pause_pid, SIGKILL);
     sb__unpin(sb);
     sb__umount_shm(sb);
     sb__cgroup_cleanup(sb);
-    remove_dir(svc, sb->dir, sb->id);
+    if (dir)
+        cric_rm_rf(dir, NULL);
+}
+
+struct bg_teardown {
+    uv_work_t req;
+    struct cric_sandbox_service *svc;
+    struct cric_sandbox *sb;     /* owned, no longer listed */
+    char *dir;
+    bool cgroups;
+};
+
+static void bg_teardown_run(uv_work_t *req)
+{
+    struct bg_teardown *w = req->data;
+    teardown_host(w->sb, w->dir);
+}
+
+static void bg_teardown_done(uv_work_t *req, int status)
+{
+    struct bg_teardown *w = req->data;
+    struct cric_sandbox_service *svc = w->svc;
+    (void)status;
+    sb__free(w->sb);
+    free(w->dir);
+    if (w->cgroups && --svc->cg_removing == 0) {
+        /* Runs that waited for these cgroup directories to go. */
+        struct sb_op *op = svc->cg_waiters;
+        svc->cg_waiters = NULL;
+        while (op) {
+            struct sb_op *n = op->wait_next;
+            op->wait_next = NULL;
+            op_step(op);
+            op = n;
+        }
+    }
+    free(w);
+    svc->inflight--;
+    maybe_closed(svc);
+}
+
+/* Removes a pod: its directory is renamed to .trash-<id> at once (the
+ * record is then gone, atomically, and the pod with it) and the rest,
+ * which takes milliseconds of unmounts and rmdirs, is undone on the
+ * thread pool after the reply.  After a crash, the next start finishes
+ * the job from the record in the trash directory (cleanup_trash).  Takes
+ * sb, already off the list. */
+static void teardown_background(struct cric_sandbox_service *svc, struct cric_sandbox *sb)
+{
+    if (sb->pause_pid > 0 && sb__proc_start(sb->pause_pid) == sb->priv->pause_start)
+        kill(sb->pause_pid, SIGKILL);
+    char *dir = NULL;
+    if (asprintf(&dir, "%s/.trash-%s", svc->sb_dir, sb->id) >= 0 && rename(sb->dir, dir) == 0) {
+        char *shm = NULL;
+        if (sb->shm_path && asprintf(&shm, "%s/shm", dir) >= 0) {
+            free(sb->shm_path);
+            sb->shm_path = shm;
+        }
+    } else {
+        free(dir);
+        dir = strdup(sb->dir);
+    }
+    bool cgroups = sb->priv->cgroups_created && sb->priv->cgroups_created[0];
+    struct bg_teardown *w = dir ? calloc(1, sizeof(*w)) : NULL;
+    if (w) {
+        *w = (struct bg_teardown){ .svc = svc, .sb = sb, .dir = dir, .cgroups = cgroups };
+        w->req.data = w;
+        if (uv_queue_work(svc->loop, &w->req, bg_teardown_run, bg_teardown_done) == 0) {
+            svc->inflight++;
+            svc->cg_removing += cgroups;
+            return;
+        }
+    }
+    teardown_host(sb, dir);
+    sb__free(sb);
+    free(dir);
+    free(w);
 }
 
 static void on_pinns_done(void *data, int rc, const struct cric_child_result *res, const cric_error *cerr)
@@ -886,6 +1012,15 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             op->step = 10;
         switch (op->step++) {
         case 0:
+            if (svc->cg_removing) {
+                /* A removed pod's cgroup directories are being deleted on
+                 * the thread pool: creating ours meanwhile could race with
+                 * that rmdir. */
+                op->step--;
+                op->wait_next = svc->cg_waiters;
+                svc->cg_waiters = op;
+                return;
+            }
             /* Recorded as attached before ADD starts: a crash during ADD is
              * then rolled back with a DEL (DEL is idempotent). */
             sb->priv->network_attached = sb->netns_path != NULL;
@@ -948,89 +1083,16 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
                 cric_error_free(de);
             }
             continue;
-        default: {
-            teardown_local(svc, sb);
+        default:
             list_del(svc, sb);
-            sb__free(sb);
+            teardown_background(svc, sb);
             op_finish(op, NULL);
             return;
-        }
         }
     }
 }
 
 /* ---------------------------------------------------------------- stop / remove */
-
-struct side_work {
-    uv_work_t req;
-    struct sb_op *op;
-    char *umounts[3];           /* ipc, uts pins; shm */
-    char **rmdirs;              /* cgroup dirs, deepest last */
-};
-
-static void side_run(uv_work_t *req)
-{
-    struct side_work *w = req->data;
-    for (int i = 0; i < 3; i++) {
-        if (!w->umounts[i])
-            continue;
-        while (sb__pin_ok(w->umounts[i]) && umount2(w->umounts[i], MNT_DETACH) == 0)
-            ;
-        if (i < 2)
-            unlink(w->umounts[i]);
-    }
-    size_t n = 0;
-    while (w->rmdirs && w->rmdirs[n])
-        n++;
-    while (n-- > 0)
-        rmdir(w->rmdirs[n]);
-}
-
-static void side_done(uv_work_t *req, int status)
-{
-    struct side_work *w = req->data;
-    struct sb_op *op = w->op;
-    (void)status;
-    for (int i = 0; i < 3; i++)
-        free(w->umounts[i]);
-    strv_free(w->rmdirs);
-    free(w);
-    op->svc->inflight--;
-    on_sync_done(op, 0, NULL);
-}
-
-/* Remove: what does not need the network namespace (IPC/UTS pins, /dev/shm,
- * cgroup dirs) is undone on the thread pool while CNI DEL runs, instead of
- * on the loop after it; the op waits for it before the rest of the
- * teardown.  Best effort like teardown_local, which checks again. */
-static void start_side_teardown(struct sb_op *op, struct cric_sandbox *sb)
-{
-    struct side_work *w = calloc(1, sizeof(*w));
-    if (!w)
-        return;
-    w->op = op;
-    w->req.data = w;
-    bool oom = (sb->ipcns_path && !(w->umounts[0] = strdup(sb->ipcns_path))) ||
-               (sb->utsns_path && !(w->umounts[1] = strdup(sb->utsns_path))) ||
-               (sb->shm_path && !(w->umounts[2] = strdup(sb->shm_path)));
-    size_t n = 0;
-    while (sb->priv->cgroups_created && sb->priv->cgroups_created[n])
-        n++;
-    oom |= !(w->rmdirs = calloc(n + 1, sizeof(char *)));
-    for (size_t i = 0; !oom && i < n; i++)
-        oom |= !(w->rmdirs[i] = strdup(sb->priv->cgroups_created[i]));
-    if (oom || uv_queue_work(op->svc->loop, &w->req, side_run, side_done) < 0) {
-        for (int i = 0; i < 3; i++)
-            free(w->umounts[i]);
-        strv_free(w->rmdirs);
-        free(w);
-        return;
-    }
-    op->svc->inflight++;
-    op->sync_pending = true;
-    /* Already taken care of: teardown_local's checks find nothing left. */
-    sb->priv->shm_mounted = false;
-}
 
 static void on_hook_done(void *cb_data, int rc, cric_error *err)
 {
@@ -1078,17 +1140,16 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
             svc->hooks.remove_all(svc->hooks.ctx, sb->id, on_hook_done, op);
             return;
         case 2:
-            /* DEL while attached; on remove DEL once more if the netns still
-             * exists, as CNI DEL must be idempotent. */
-            if (!sb->netns_path || !sb->priv->cni_conf_text ||
-                !(sb->priv->network_attached || (remove && sb__pin_ok(sb->netns_path))))
+            /* DEL while attached: on remove only if no DEL succeeded since
+             * ADD (a failed or interrupted Stop, or no Stop), like
+             * containerd; DEL is idempotent, so running it again then is
+             * safe. */
+            if (!sb->netns_path || !sb->priv->cni_conf_text || !sb->priv->network_attached)
                 continue;
             if (start_cni(op, sb, CRIC_CNI_DEL, &e) < 0) {
                 op_fail(op, e);
                 continue;
             }
-            if (remove)
-                start_side_teardown(op, sb);
             return;
         case 3:
             continue;
@@ -1111,13 +1172,11 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
                 return;
             }
             continue;
-        default: {
-            teardown_local(svc, sb);
+        default:
             list_del(svc, sb);
-            sb__free(sb);
+            teardown_background(svc, sb);
             op_finish(op, NULL);
             return;
-        }
         }
     }
 }

@@ -155,12 +155,16 @@ def sandbox_dirs(d):
 
 
 def leftovers(d, net):
-    """Namespace pins and veths left by the test's pods."""
+    """Namespace pins and veths left by the test's pods, once the background
+    teardown of removed pods (after RemovePodSandbox answered) had up to 20 s."""
     ns_root = os.path.join(d.state, "ns")
-    pins = os.listdir(ns_root) if os.path.isdir(ns_root) else []
-    out = subprocess.run(["ip", "-o", "link", "show", "master", net.bridge], capture_output=True,
-                         text=True).stdout
-    return pins, [l for l in out.splitlines() if l.strip()]
+    def look():
+        pins = os.listdir(ns_root) if os.path.isdir(ns_root) else []
+        out = subprocess.run(["ip", "-o", "link", "show", "master", net.bridge], capture_output=True,
+                             text=True).stdout
+        return pins, [l for l in out.splitlines() if l.strip()]
+    harness.poll(lambda: look() == ([], []), timeout=20)
+    return look()
 
 
 def test_basic_network_dns_and_idempotence():
@@ -532,6 +536,8 @@ def test_cricctl_sysctls_cgroups():
             assert p.returncode == 1 and "kernel.panic" in p.stderr and "not namespaced" in p.stderr, p.stderr
             assert "Stopped sandbox" in harness.cricctl(d, "stopp", pid).stdout
             assert "Removed sandbox" in harness.cricctl(d, "rmp", pid).stdout
+            # Removed on the thread pool after the reply.
+            harness.poll(lambda: not any(os.path.isdir(p) for p in cg_dirs), timeout=20)
             assert not any(os.path.isdir(p) for p in cg_dirs), cg_dirs
             assert harness.cricctl(d, "pods", "-q").stdout == ""
     finally:
