@@ -39,7 +39,7 @@ static void setup(void)
     snprintf(cnilog, sizeof(cnilog), "%s/cni.log", tmp);
     ck_assert_int_eq(cric_mkdir_p(confdir, 0755, NULL), 0);
     ck_assert_int_eq(cric_mkdir_p(plugdir, 0755, NULL), 0);
-    char p[400], script[1400];
+    char p[400], script[1600];
     snprintf(p, sizeof(p), "%s/10-fake.conflist", confdir);
     const char *conf = "{\"cniVersion\":\"1.0.0\",\"name\":\"fake\",\"plugins\":[{\"type\":\"fake\"}]}";
     ck_assert_int_eq(cric_write_file_atomic(p, conf, strlen(conf), 0644, NULL), 0);
@@ -47,9 +47,10 @@ static void setup(void)
              "#!/bin/sh\nin=$(cat)\necho \"$CNI_COMMAND $CNI_CONTAINERID\" >> %s\n"
              "case \"$CNI_ARGS\" in *failadd*) [ \"$CNI_COMMAND\" = ADD ] && { echo '{\"code\":7,\"msg\":\"no\"}'; exit 1; };; esac\n"
              "[ \"$CNI_COMMAND\" = DEL ] && [ -e %s.faildel ] && { echo '{\"code\":11,\"msg\":\"del no\"}'; exit 1; }\n"
+             "[ \"$CNI_COMMAND\" = CHECK ] && [ -e %s.failcheck ] && { echo '{\"code\":12,\"msg\":\"check no\"}'; exit 1; }\n"
              "[ \"$CNI_COMMAND\" = ADD ] && echo '{\"cniVersion\":\"1.0.0\",\"interfaces\":[{\"name\":\"eth0\",\"sandbox\":\"'$CNI_NETNS'\"}],"
              "\"ips\":[{\"address\":\"10.99.0.7/24\",\"interface\":0}]}'\nexit 0\n",
-             cnilog, cnilog);
+             cnilog, cnilog, cnilog);
     snprintf(p, sizeof(p), "%s/fake", plugdir);
     ck_assert_int_eq(cric_write_file_atomic(p, script, strlen(script), 0755, NULL), 0);
     const char *b = getenv("CRIC_BUILDDIR");
@@ -385,6 +386,45 @@ START_TEST(crash_after_remove_finishes_at_start)
 }
 END_TEST
 
+/* After a restart, a ready pod's network gets a CNI CHECK with the cached
+ * ADD result; its outcome is in the verbose info. */
+START_TEST(check_after_restart)
+{
+    open_service();
+    struct done d = run("chk", false);
+    ck_assert_msg(d.rc == 0, "%s", d.msg);
+    char *info = NULL;
+    const struct cric_sandbox *sb = NULL;
+    ck_assert_int_eq(cric_sandbox_lookup(svc, d.id, &sb, NULL), 0);
+    ck_assert_int_eq(cric_sandbox_info_json(sb, &info, NULL), 0);
+    ck_assert_ptr_null(strstr(info, "networkCheck"));
+    free(info);
+    for (int fail = 0; fail < 2; fail++) {
+        char flag[420];
+        snprintf(flag, sizeof(flag), "%s.failcheck", cnilog);
+        if (fail)
+            ck_assert_int_eq(cric_write_file_atomic(flag, "", 0, 0644, NULL), 0);
+        close_service();
+        open_service();
+        uv_run(&loop, UV_RUN_DEFAULT); /* the checks start on a timer */
+        unlink(flag);
+        ck_assert_int_eq(cric_sandbox_lookup(svc, d.id, &sb, NULL), 0);
+        ck_assert_int_eq(cric_sandbox_info_json(sb, &info, NULL), 0);
+        if (fail)
+            ck_assert_msg(strstr(info, "\"networkCheck\":{\"status\":\"failed\",\"message\":\"CNI plugin 'fake' CHECK on "
+                                       "network 'fake' failed (exit 1): check no (code 12)\"}"), "%s", info);
+        else
+            ck_assert_msg(strstr(info, "\"networkCheck\":{\"status\":\"passed\"}"), "%s", info);
+        free(info);
+    }
+    char *log = cni_log(), expect[400];
+    snprintf(expect, sizeof(expect), "ADD %s\nCHECK %s\nCHECK %s\n", d.id, d.id, d.id);
+    ck_assert_str_eq(log, expect);
+    free(log);
+    ck_assert_int_eq(stop_or_remove(d.id, true).rc, 0);
+}
+END_TEST
+
 START_TEST(host_network_and_bad_input)
 {
     open_service();
@@ -429,6 +469,7 @@ int main(void)
     tcase_add_test(tc, host_network_and_bad_input);
     tcase_add_test(tc, remove_dels_only_when_needed);
     tcase_add_test(tc, crash_after_remove_finishes_at_start);
+    tcase_add_test(tc, check_after_restart);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -20,6 +20,8 @@ struct sb_netconf_cache {
     char *file, *text;
 };
 
+enum sb_net_check { SB_CHECK_NONE, SB_CHECK_PENDING, SB_CHECK_PASSED, SB_CHECK_FAILED, SB_CHECK_SKIPPED };
+
 struct cric_sandbox__priv {
     char *ns_dir;             /* <state>/ns/<id> */
     int64_t pause_start;      /* start time (clock ticks) of pause_pid, against pid reuse */
@@ -34,6 +36,8 @@ struct cric_sandbox__priv {
     size_t config_pb_len;
     struct sb_op *ops_head, *ops_tail;
     bool busy;
+    enum sb_net_check net_check; /* CNI CHECK after a restart; not persisted */
+    char *net_check_msg;
 };
 
 struct cric_sandbox_service {
@@ -56,6 +60,15 @@ struct cric_sandbox_service {
     uint64_t last_child_ns;
     uint64_t last_spawn_ns;
     bool closing;
+    /* CNI CHECK of the ready pods found at start, a few at a time, off the
+     * start-up path (see start_checks). */
+    void (*net_check_cb)(void *data, const char *id, int rc, const char *msg);
+    void *net_check_data;
+    uv_timer_t check_timer;
+    bool check_timer_open;
+    char (*check_ids)[65];
+    size_t check_n, check_next;
+    unsigned check_running;
     void (*close_cb)(void *);
     void *close_data;
 };

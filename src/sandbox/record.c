@@ -58,6 +58,7 @@ void sb__free(struct cric_sandbox *sb)
     free(sb->resolv_path);
     free(sb->shm_path);
     strv_free(sb->ips);
+    free(sb->priv ? sb->priv->net_check_msg : NULL);
     if (sb->config)
         runtime__v1__pod_sandbox_config__free_unpacked(sb->config, NULL);
     if (sb->priv) {

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum op_kind { OP_RUN, OP_STOP, OP_REMOVE };
+enum op_kind { OP_RUN, OP_STOP, OP_REMOVE, OP_CHECK };
 
 struct sb_op {
     enum op_kind kind;
@@ -151,6 +151,7 @@ static void service_free(struct cric_sandbox_service *svc)
     free(svc->cgroup_driver);
     free(svc->pinns);
     free(svc->pod_cidr);
+    free(svc->check_ids);
     free(svc);
 }
 
@@ -165,9 +166,21 @@ static void maybe_closed(struct cric_sandbox_service *svc)
         cb(data);
 }
 
+static void on_check_timer_closed(uv_handle_t *h)
+{
+    struct cric_sandbox_service *svc = h->data;
+    svc->inflight--;
+    maybe_closed(svc);
+}
+
 void cric_sandbox_service_close(struct cric_sandbox_service *svc, void (*cb)(void *), void *data)
 {
     svc->closing = true;
+    svc->check_next = svc->check_n; /* checks not started yet are dropped */
+    if (svc->check_timer_open) {
+        svc->check_timer_open = false;
+        uv_close((uv_handle_t *)&svc->check_timer, on_check_timer_closed);
+    }
     svc->close_cb = cb;
     svc->close_data = data;
     maybe_closed(svc);
@@ -232,6 +245,121 @@ static void recover_one(struct cric_sandbox_service *svc, struct cric_sandbox *s
 }
 
 static void teardown_host(struct cric_sandbox *sb, const char *dir);
+static void op_enqueue(struct cric_sandbox *sb, struct sb_op *op);
+
+/* ---------------------------------------------------------------- CNI CHECK */
+
+/* At most this many pods are checked at once: every plugin run forks
+ * cricd (uv_spawn) and blocks the loop for that long. */
+#define CHECK_CONCURRENCY 2
+/* Checks start this long after start-up, once the socket serves. */
+#define CHECK_DELAY_MS 100
+
+static void set_check(struct cric_sandbox *sb, enum sb_net_check st, const char *msg)
+{
+    free(sb->priv->net_check_msg);
+    sb->priv->net_check_msg = msg ? strdup(msg) : NULL;
+    sb->priv->net_check = st;
+}
+
+/* Starts checks up to CHECK_CONCURRENCY; each is an op on its pod's queue,
+ * so a Stop or Remove waits for it instead of racing it. */
+static void start_checks(struct cric_sandbox_service *svc)
+{
+    while (!svc->closing && svc->check_running < CHECK_CONCURRENCY && svc->check_next < svc->check_n) {
+        struct cric_sandbox *sb = find_exact(svc, svc->check_ids[svc->check_next++]);
+        if (!sb || sb->priv->net_check != SB_CHECK_PENDING)
+            continue;
+        struct sb_op *op = calloc(1, sizeof(*op));
+        if (!op) {
+            set_check(sb, SB_CHECK_NONE, NULL);
+            continue;
+        }
+        op->kind = OP_CHECK;
+        op->svc = svc;
+        memcpy(op->id, sb->id, sizeof(op->id));
+        svc->check_running++;
+        op_enqueue(sb, op);
+    }
+}
+
+static void on_check_timer(uv_timer_t *t)
+{
+    struct cric_sandbox_service *svc = t->data;
+    svc->check_timer_open = false;
+    uv_close((uv_handle_t *)t, on_check_timer_closed);
+    start_checks(svc);
+}
+
+/* After a restart, the network of every ready pod with a CNI network is
+ * checked (CNI CHECK with the cached ADD result) where the config allows:
+ * cniVersion 0.4.0 or later and no "disableCheck". */
+static void schedule_checks(struct cric_sandbox_service *svc)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < svc->n; i++) {
+        struct cric_sandbox *sb = svc->sbs[i];
+        if (sb->state != CRIC_SANDBOX_READY || !sb->netns_path || !sb->priv->network_attached ||
+            !sb->priv->cni_result || !sb->priv->cni_conf_text)
+            continue;
+        if (!sb->priv->cni_conf_parsed &&
+            cric_cni_netconf_parse(sb->priv->cni_conf_file ? sb->priv->cni_conf_file : "(stored)",
+                                   sb->priv->cni_conf_text, &sb->priv->cni_conf_parsed, NULL) < 0)
+            continue;
+        const struct cric_cni_netconf *c = sb->priv->cni_conf_parsed;
+        if (c->disable_check) {
+            set_check(sb, SB_CHECK_SKIPPED, "the network config sets disableCheck");
+            continue;
+        }
+        if (!cric_cni_version_has_check(c->cni_version)) {
+            char m[128];
+            snprintf(m, sizeof(m), "cniVersion %.32s has no CHECK (0.4.0 and later)", c->cni_version);
+            set_check(sb, SB_CHECK_SKIPPED, m);
+            continue;
+        }
+        if (!svc->check_ids && !(svc->check_ids = calloc(svc->n, sizeof(*svc->check_ids))))
+            return;
+        memcpy(svc->check_ids[n++], sb->id, 65);
+        set_check(sb, SB_CHECK_PENDING, NULL);
+    }
+    svc->check_n = n;
+    if (n && uv_timer_init(svc->loop, &svc->check_timer) == 0) {
+        svc->check_timer.data = svc;
+        svc->check_timer_open = true;
+        svc->inflight++;
+        uv_timer_start(&svc->check_timer, on_check_timer, CHECK_DELAY_MS, 0);
+    }
+}
+
+static int start_cni(struct sb_op *op, struct cric_sandbox *sb, enum cric_cni_op cop, cric_error **err);
+static void op_finish(struct sb_op *op, struct cric_sandbox *sb);
+static void op_fail(struct sb_op *op, cric_error *e);
+
+/* Check: 0 CNI CHECK, 1 done. */
+static void check_step(struct sb_op *op, struct cric_sandbox *sb)
+{
+    struct cric_sandbox_service *svc = op->svc;
+    cric_error *e = NULL;
+    if (op->step++ == 0 && sb && sb->state == CRIC_SANDBOX_READY && sb->priv->network_attached) {
+        if (start_cni(op, sb, CRIC_CNI_CHECK, &e) == 0)
+            return;
+        op_fail(op, e);
+    }
+    if (sb && sb->priv->net_check == SB_CHECK_PENDING) {
+        /* Not run (stopped meanwhile) or could not start. */
+        if (op->err)
+            set_check(sb, SB_CHECK_FAILED, op->err->msg);
+        else
+            set_check(sb, SB_CHECK_NONE, NULL);
+        if (op->err && svc->net_check_cb)
+            svc->net_check_cb(svc->net_check_data, sb->id, op->err->code, op->err->msg);
+    }
+    svc->check_running--;
+    bool more = !svc->closing;
+    op_finish(op, sb);
+    if (more)
+        start_checks(svc);
+}
 
 /* A pod removed before a crash whose background teardown had not
  * finished: its record in the renamed directory says what is left. */
@@ -290,6 +418,8 @@ int cric_sandbox_service_new(uv_loop_t *loop, const struct cric_sandbox_opts *op
     if (!svc)
         return cric_error_sys(err, -ENOMEM, "sandbox service");
     svc->loop = loop;
+    svc->net_check_cb = opts->net_check_cb;
+    svc->net_check_data = opts->net_check_data;
     svc->timeout_ms = opts->cni_timeout_ms ? opts->cni_timeout_ms : 60000;
     svc->shm_size = opts->shm_size ? opts->shm_size : 64ull * 1024 * 1024;
     size_t nd = 0;
@@ -355,6 +485,7 @@ int cric_sandbox_service_new(uv_loop_t *loop, const struct cric_sandbox_opts *op
     for (size_t i = 0; i < svc->n; i++)
         if (svc->sbs[i]->state == CRIC_SANDBOX_CREATING)
             cric_sandbox_remove(svc, svc->sbs[i]->id, NULL, NULL);
+    schedule_checks(svc);
     *out = svc;
     return 0;
 }
@@ -934,6 +1065,16 @@ static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const c
     op->svc->inflight--;
     op->child_ns += plugin_ns;
     struct cric_sandbox *sb = find_exact(op->svc, op->id);
+    if (op->kind == OP_CHECK) {
+        if (sb) {
+            set_check(sb, rc < 0 ? SB_CHECK_FAILED : SB_CHECK_PASSED, rc < 0 ? (err ? err->msg : "CNI CHECK failed") : NULL);
+            if (op->svc->net_check_cb)
+                op->svc->net_check_cb(op->svc->net_check_data, sb->id, rc, sb->priv->net_check_msg);
+        }
+        cric_cni_result_free(res);
+        op_step(op);
+        return;
+    }
     bool adding = op->kind == OP_RUN && op->step == 4; /* case 3 started it */
     if (sb) {
         if (adding)
@@ -1186,6 +1327,8 @@ static void op_step(struct sb_op *op)
     struct cric_sandbox *sb = find_exact(op->svc, op->id);
     if (op->kind == OP_RUN)
         run_step(op, sb);
+    else if (op->kind == OP_CHECK)
+        check_step(op, sb);
     else
         teardown_step(op, sb);
 }
@@ -1278,6 +1421,16 @@ int cric_sandbox_info_json(const struct cric_sandbox *sb, char **out, cric_error
     yajl_gen_integer(g, (long long)sb->cni_del_ns);
     cric_yj_gen_str(g, "networkAttached");
     yajl_gen_bool(g, sb->priv->network_attached);
+    if (sb->priv->net_check != SB_CHECK_NONE) {
+        /* The CNI CHECK run after cricd's last start. */
+        static const char *const names[] = { "", "pending", "passed", "failed", "skipped" };
+        cric_yj_gen_str(g, "networkCheck");
+        yajl_gen_map_open(g);
+        KV("status", names[sb->priv->net_check]);
+        if (sb->priv->net_check_msg)
+            KV("message", sb->priv->net_check_msg);
+        yajl_gen_map_close(g);
+    }
 #undef KV
     yajl_gen_map_close(g);
     char *s = cric_yj_gen_take(g, NULL);
