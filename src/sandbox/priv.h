@@ -90,6 +90,11 @@ int sb__record_sync(struct cric_sandbox_service *svc, const char *id, sb__sync_f
 #define SB_OLD_INFIX ".old-"
 /* Deletes old record versions left in a pod directory by a crash. */
 void sb__record_tidy(const char *dir);
+/* Like sb__record_save, the file written on the thread pool (the text is
+ * taken now); done runs on the loop.  No other save of this pod may start
+ * before done: the caller's op waits for it. */
+int sb__record_save_async(struct cric_sandbox_service *svc, struct cric_sandbox *sb, sb__sync_fn done, void *data,
+                          cric_error **err);
 int sb__record_load(struct cric_sandbox_service *svc, const char *id, struct cric_sandbox **out, cric_error **err);
 /* The record in <root>/sandboxes/<dir>/ (a renamed pod directory), of pod id. */
 int sb__record_load_at(struct cric_sandbox_service *svc, const char *dir, const char *id, struct cric_sandbox **out,

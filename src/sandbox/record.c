@@ -120,7 +120,7 @@ static void kv_strv(yajl_gen g, const char *k, char **v)
     yajl_gen_array_close(g);
 }
 
-int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err)
+static int record_text(struct cric_sandbox *sb, char **out, cric_error **err)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!g)
@@ -173,7 +173,16 @@ int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, c
     yajl_gen_free(g);
     if (!text || !hex)
         return cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
-    _cleanup_free_ char *path = NULL, *old = NULL;
+    *out = TAKE_PTR(text);
+    return 0;
+}
+
+int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err)
+{
+    _cleanup_free_ char *text = NULL, *path = NULL, *old = NULL;
+    int r = record_text(sb, &text, err);
+    if (r < 0)
+        return r;
     if (sb__record_path(svc, sb->id, &path) < 0 || asprintf(&old, "%s" SB_OLD_INFIX "%lu", path, ++svc->old_seq) < 0)
         return cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
     /* rename(2) over a record whose blocks are on disk frees them inside
@@ -182,10 +191,68 @@ int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, c
      * rename; it is dropped on the thread pool.  A crash leaves the extra
      * link, which the next start deletes (sb__record_tidy). */
     bool linked = link(path, old) == 0;
-    int r = cric_write_file_replace(path, text, strlen(text), 0600, err);
+    r = cric_write_file_replace(path, text, strlen(text), 0600, err);
     if (linked)
         sb__unlink_async(svc, TAKE_PTR(old));
     return r;
+}
+
+struct save_work {
+    uv_work_t req;
+    struct cric_sandbox_service *svc;
+    char *path, *text;
+    int rc;
+    cric_error *err;
+    sb__sync_fn done;
+    void *data;
+};
+
+static void save_work_run(uv_work_t *req)
+{
+    struct save_work *w = req->data;
+    w->rc = cric_write_file_replace(w->path, w->text, strlen(w->text), 0600, &w->err);
+}
+
+static void save_work_done(uv_work_t *req, int status)
+{
+    struct save_work *w = req->data;
+    struct cric_sandbox_service *svc = w->svc;
+    int rc = status < 0 ? status : w->rc;
+    cric_error *e = w->err;
+    if (status < 0 && !e)
+        cric_error_new(&e, status, "save '%s': cancelled", w->path);
+    sb__sync_fn done = w->done;
+    void *data = w->data;
+    free(w->path);
+    free(w->text);
+    free(w);
+    svc->inflight--;
+    done(data, rc, e);
+}
+
+int sb__record_save_async(struct cric_sandbox_service *svc, struct cric_sandbox *sb, sb__sync_fn done, void *data,
+                          cric_error **err)
+{
+    struct save_work *w = calloc(1, sizeof(*w));
+    if (!w)
+        return cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
+    int r = record_text(sb, &w->text, err);
+    if (r == 0 && sb__record_path(svc, sb->id, &w->path) < 0)
+        r = cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
+    w->svc = svc;
+    w->done = done;
+    w->data = data;
+    w->req.data = w;
+    if (r == 0 && (r = uv_queue_work(svc->loop, &w->req, save_work_run, save_work_done)) < 0)
+        cric_error_new(err, r, "save sandbox %s: %s", sb->id, uv_strerror(r));
+    if (r < 0) {
+        free(w->path);
+        free(w->text);
+        free(w);
+        return r;
+    }
+    svc->inflight++;
+    return 0;
 }
 
 void sb__record_tidy(const char *dir)

@@ -31,6 +31,7 @@ struct sb_op {
     uint64_t spawn_start;        /* cric_child_spawn_ns() when the op started */
     bool sync_pending;           /* the record's fsync runs on the thread pool */
     bool sync_waiting;           /* ... and the op waits for it */
+    bool saved_early;            /* Stop: NOTREADY written while DEL ran */
     cric_error *err;             /* first failure */
     cric_sandbox_done_fn done;
     void *data;
@@ -510,6 +511,18 @@ static void op_enqueue(struct cric_sandbox *sb, struct sb_op *op)
         op_start(op);
 }
 
+/* Answers the request of op (once); the op may go on with work that the
+ * reply need not wait for. */
+static void op_reply(struct sb_op *op)
+{
+    op->svc->last_child_ns = op->child_ns;
+    op->svc->last_spawn_ns = cric_child_spawn_ns() - op->spawn_start;
+    cric_sandbox_done_fn done = op->done;
+    op->done = NULL;
+    if (done)
+        done(op->data, op->err ? op->err->code : 0, op->err, op->id);
+}
+
 /* Finishes the head op of its sandbox (sb may be NULL once removed) and
  * starts the next one. */
 static void op_finish(struct sb_op *op, struct cric_sandbox *sb)
@@ -535,10 +548,7 @@ static void op_finish(struct sb_op *op, struct cric_sandbox *sb)
             next = n;
         }
     }
-    svc->last_child_ns = op->child_ns;
-    svc->last_spawn_ns = cric_child_spawn_ns() - op->spawn_start;
-    if (op->done)
-        op->done(op->data, op->err ? op->err->code : 0, op->err, op->id);
+    op_reply(op);
     op_free(op);
     svc->inflight--;
     if (next)
@@ -1260,6 +1270,12 @@ static void on_hook_done(void *cb_data, int rc, cric_error *err)
 
 /* Stop/remove: 0 stop containers, 1 remove containers (remove only), 2 CNI
  * DEL, 3 after DEL, 4 pause + state, 5 local teardown (remove only). */
+static struct cric_sandbox *sb_set_notready(struct cric_sandbox *sb)
+{
+    sb->state = CRIC_SANDBOX_NOTREADY;
+    return sb;
+}
+
 static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
 {
     struct cric_sandbox_service *svc = op->svc;
@@ -1296,6 +1312,14 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
              * safe. */
             if (!sb->netns_path || !sb->priv->cni_conf_text || !sb->priv->network_attached)
                 continue;
+            if (!remove && sb__record_save_async(svc, sb_set_notready(sb), on_sync_done, op, NULL) == 0) {
+                /* NOTREADY, still attached, is written on the thread pool
+                 * while DEL runs: from then on a crash leaves a stopped pod
+                 * whose Remove runs DEL again; the record that says DEL
+                 * succeeded can then wait until the reply is out. */
+                op->sync_pending = true;
+                op->saved_early = true;
+            }
             if (start_cni(op, sb, CRIC_CNI_DEL, &e) < 0) {
                 op_fail(op, e);
                 continue;
@@ -1311,8 +1335,12 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
                 free(sb->pidns_path);
                 sb->pidns_path = NULL;
             }
-            if (sb->state != CRIC_SANDBOX_NOTREADY) {
-                sb->state = CRIC_SANDBOX_NOTREADY;
+            sb_set_notready(sb);
+            if (!remove && op->saved_early) {
+                op_reply(op);
+                sb__record_save(svc, sb, NULL); /* a Remove would DEL again without it */
+                op_finish(op, sb);
+                return;
             }
             if (!remove) {
                 if (sb__record_save(svc, sb, &e) < 0)
