@@ -425,6 +425,35 @@ START_TEST(check_after_restart)
 }
 END_TEST
 
+/* READY is a ready.json next to the CREATING record: without a usable one
+ * (a crash just before it, or garbage) the pod is rolled back at start. */
+START_TEST(ready_file)
+{
+    open_service();
+    struct done d = run("rdy", false);
+    ck_assert_msg(d.rc == 0, "%s", d.msg);
+    close_service();
+    open_service();
+    const struct cric_sandbox *sb = NULL;
+    ck_assert_int_eq(cric_sandbox_lookup(svc, d.id, &sb, NULL), 0);
+    ck_assert_int_eq(sb->state, CRIC_SANDBOX_READY);
+    ck_assert_str_eq(sb->ips[0], "10.99.0.7");
+    close_service();
+    char p[400];
+    snprintf(p, sizeof(p), "%s/sandboxes/%s/ready.json", root, d.id);
+    ck_assert_int_eq(cric_write_file_atomic(p, "{\"id\":", 6, 0600, NULL), 0);
+    open_service();
+    uv_run(&loop, UV_RUN_DEFAULT); /* the rollback */
+    ck_assert_int_eq(cric_sandbox_lookup(svc, d.id, &sb, NULL), -ENOENT);
+    char *log = cni_log(), expect[400];
+    snprintf(expect, sizeof(expect), "ADD %s\nDEL %s\n", d.id, d.id);
+    ck_assert_str_eq(log, expect);
+    free(log);
+    snprintf(p, sizeof(p), "%s/ns/%s", state, d.id);
+    ck_assert_int_eq(access(p, F_OK), -1);
+}
+END_TEST
+
 START_TEST(host_network_and_bad_input)
 {
     open_service();
@@ -470,6 +499,7 @@ int main(void)
     tcase_add_test(tc, remove_dels_only_when_needed);
     tcase_add_test(tc, crash_after_remove_finishes_at_start);
     tcase_add_test(tc, check_after_restart);
+    tcase_add_test(tc, ready_file);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

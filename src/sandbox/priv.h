@@ -85,7 +85,15 @@ int sb__record_save(struct cric_sandbox_service *svc, struct cric_sandbox *sb, c
  * file is opened by path on the pool thread: if a newer version was renamed
  * in meanwhile, that one is made durable, which is as good. */
 typedef void (*sb__sync_fn)(void *data, int rc, cric_error *err);
-int sb__record_sync(struct cric_sandbox_service *svc, const char *id, sb__sync_fn done, void *data, cric_error **err);
+int sb__record_sync(struct cric_sandbox_service *svc, const char *id, const char *name, sb__sync_fn done, void *data,
+                    cric_error **err);
+/* Run's last step: what cric-pinns and ADD added (pause process, CNI
+ * result, IPs) goes into a new file next to the CREATING record, which
+ * makes the pod READY for the loader; creating a file costs 0.05-0.1 ms
+ * here, renaming over the fsync'ed record 0.3 ms.  Later saves write the
+ * whole record again and the ready file no longer counts. */
+#define SB_READY_NAME "ready.json"
+int sb__record_save_ready(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err);
 /* Names of old record versions kept linked until the thread pool drops them. */
 #define SB_OLD_INFIX ".old-"
 /* Deletes old record versions left in a pod directory by a crash. */

@@ -284,13 +284,35 @@ static void sync_done(void *data, int rc, cric_error *e)
         cric_error_free(e);
 }
 
-/* The record, its pod directory and the sandboxes directory (the pod
- * directory may be new: its entry must be durable too). */
-int sb__record_sync(struct cric_sandbox_service *svc, const char *id, sb__sync_fn done, void *data, cric_error **err)
+int sb__record_save_ready(struct cric_sandbox_service *svc, struct cric_sandbox *sb, cric_error **err)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (!g)
+        return cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
+    yajl_gen_map_open(g);
+    kv_str(g, "id", sb->id);
+    kv_int(g, "pause_pid", sb->pause_pid);
+    kv_int(g, "pause_start", sb->priv->pause_start);
+    kv_str(g, "cni_result", sb->priv->cni_result);
+    kv_int(g, "cni_add_ns", (long long)sb->cni_add_ns);
+    kv_strv(g, "ips", sb->ips);
+    yajl_gen_map_close(g);
+    _cleanup_free_ char *text = cric_yj_gen_take(g, NULL), *path = NULL;
+    yajl_gen_free(g);
+    if (!text || asprintf(&path, "%s/%s/" SB_READY_NAME, svc->sb_dir, sb->id) < 0)
+        return cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
+    return cric_write_file_replace(path, text, strlen(text), 0600, err);
+}
+
+/* The record (or the file name next to it), its pod directory and the
+ * sandboxes directory (the pod directory may be new: its entry must be
+ * durable too). */
+int sb__record_sync(struct cric_sandbox_service *svc, const char *id, const char *name, sb__sync_fn done, void *data,
+                    cric_error **err)
 {
     _cleanup_free_ char *path = NULL;
     struct sync_wait *w = calloc(1, sizeof(*w));
-    if (!w || sb__record_path(svc, id, &path) < 0) {
+    if (!w || asprintf(&path, "%s/%s/%s", svc->sb_dir, id, name ? name : "sandbox.json") < 0) {
         free(w);
         return cric_error_sys(err, -ENOMEM, "sync sandbox %s", id);
     }
@@ -338,6 +360,36 @@ static char **get_strv(yajl_val root, const char *key)
 static int hexval(char c)
 {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A CREATING record with a ready file next to it is a READY pod; a ready
+ * file that cannot be used leaves it CREATING (rolled back). */
+static void apply_ready(struct cric_sandbox_service *svc, const char *dir, struct cric_sandbox *sb)
+{
+    _cleanup_free_ char *path = NULL, *text = NULL;
+    if (asprintf(&path, "%s/%s/" SB_READY_NAME, svc->sb_dir, dir) < 0 ||
+        cric_read_file(path, RECORD_MAX, &text, NULL, NULL) < 0)
+        return;
+    yajl_val root = cric_yj_parse(text, NULL, 0);
+    const char *rid = root ? cric_yj_get_str(root, "id") : NULL;
+    if (rid && strcmp(rid, sb->id) == 0) {
+        char **ips = get_strv(root, "ips");
+        const char *res = cric_yj_get_str(root, "cni_result");
+        char *rdup = res ? strdup(res) : NULL;
+        if (ips && (!res || rdup)) {
+            sb->pause_pid = (int)get_int(root, "pause_pid");
+            sb->priv->pause_start = get_int(root, "pause_start");
+            sb->cni_add_ns = (uint64_t)get_int(root, "cni_add_ns");
+            free(sb->priv->cni_result);
+            sb->priv->cni_result = TAKE_PTR(rdup);
+            strv_free(sb->ips);
+            sb->ips = TAKE_PTR(ips);
+            sb->state = CRIC_SANDBOX_READY;
+        }
+        strv_free(ips);
+        free(rdup);
+    }
+    yajl_tree_free(root);
 }
 
 int sb__record_load(struct cric_sandbox_service *svc, const char *id, struct cric_sandbox **out, cric_error **err)
@@ -428,6 +480,8 @@ int sb__record_load_at(struct cric_sandbox_service *svc, const char *dir, const 
     r = sb__set_config(sb, pb, hl / 2, err);
     if (r < 0)
         goto out;
+    if (sb->state == CRIC_SANDBOX_CREATING)
+        apply_ready(svc, dir, sb);
     if (asprintf(&sb->dir, "%s/%s", svc->sb_dir, id) < 0 ||
         asprintf(&sb->hostname_path, "%s/hostname", sb->dir) < 0 ||
         asprintf(&sb->hosts_path, "%s/hosts", sb->dir) < 0 ||

@@ -1178,7 +1178,7 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             if (cric_mkdir_p(sb->dir, 0711, &e) < 0 || sb__write_files(svc, sb, &e) < 0 ||
                 sb__mount_shm(svc, sb, &e) < 0 || sb__cgroup_setup(svc, sb, &e) < 0 ||
                 (sb->netns_path && load_netconf(svc, sb, &e) < 0) || sb__record_save(svc, sb, &e) < 0 ||
-                sb__record_sync(svc, sb->id, on_sync_done, op, &e) < 0)
+                sb__record_sync(svc, sb->id, NULL, on_sync_done, op, &e) < 0)
                 op_fail(op, e);
             else
                 op->sync_pending = true;
@@ -1208,13 +1208,14 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             }
             return;
         case 4:
-            /* Atomic, not fsync'ed on the request path: a crash of cricd
-             * leaves the old or the new record; a power loss before the
-             * write-behind fsync leaves the durable CREATING record, so the
-             * pod (dead anyway after a power loss) is rolled back with a
-             * DEL at start-up, releasing its IP.  See doc/pods.md. */
+            /* Atomic (the ready file appears whole or not at all), not
+             * fsync'ed on the request path: a crash of cricd leaves a
+             * CREATING or a READY pod; a power loss before the write-behind
+             * fsync leaves the durable CREATING record, so the pod (dead
+             * anyway after a power loss) is rolled back with a DEL at
+             * start-up, releasing its IP.  See doc/pods.md. */
             sb->state = CRIC_SANDBOX_READY;
-            if (sb__record_save(svc, sb, &e) < 0) {
+            if (sb__record_save_ready(svc, sb, &e) < 0) {
                 op_fail(op, e);
                 continue;
             }
@@ -1225,7 +1226,7 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
                 memcpy(id, sb->id, sizeof(id));
                 svc->inflight++;
                 op_finish(op, sb);
-                (void)sb__record_sync(svc, id, on_behind_done, svc, NULL);
+                (void)sb__record_sync(svc, id, SB_READY_NAME, on_behind_done, svc, NULL);
                 svc->inflight--;
                 maybe_closed(svc);
             }
