@@ -42,7 +42,34 @@ START_TEST(conflist_parse)
     ck_assert_int_eq(cric_cni_netconf_parse("y.conf", "{\"cniVersion\":\"0.4.0\",\"name\":\"n2\",\"type\":\"ptp\"}", &c, &e), 0);
     ck_assert_uint_eq(c->n_plugins, 1);
     ck_assert_str_eq(c->plugins[0].type, "ptp");
+    ck_assert(!c->disable_check);
     cric_cni_netconf_free(c);
+}
+END_TEST
+
+START_TEST(check_allowed)
+{
+    static const struct {
+        const char *dc;
+        bool disabled;
+    } cases[] = { { "true", true }, { "false", false }, { "\"true\"", true }, { "\"FALSE\"", false }, { "1", false } };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char t[200];
+        snprintf(t, sizeof(t), "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"disableCheck\":%s,\"plugins\":[{\"type\":\"b\"}]}",
+                 cases[i].dc);
+        struct cric_cni_netconf *c = NULL;
+        ck_assert_int_eq(cric_cni_netconf_parse("x.conflist", t, &c, NULL), 0);
+        ck_assert_msg(c->disable_check == cases[i].disabled, "%s", cases[i].dc);
+        cric_cni_netconf_free(c);
+    }
+    ck_assert(cric_cni_version_has_check("0.4.0"));
+    ck_assert(cric_cni_version_has_check("1.0.0"));
+    ck_assert(cric_cni_version_has_check("1.1.0"));
+    ck_assert(cric_cni_version_has_check("0.10.0"));
+    ck_assert(!cric_cni_version_has_check("0.3.1"));
+    ck_assert(!cric_cni_version_has_check("0.2.0"));
+    ck_assert(!cric_cni_version_has_check("x"));
+    ck_assert(!cric_cni_version_has_check(NULL));
 }
 END_TEST
 
@@ -315,6 +342,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, conflist_parse);
     tcase_add_test(tc, conflist_bad);
+    tcase_add_test(tc, check_allowed);
     tcase_add_test(tc, load_dir_order_and_skip);
     tcase_add_test(tc, result_parse);
     tcase_add_test(tc, run_chain);

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,16 +39,18 @@ static void setup(void)
     snprintf(cnilog, sizeof(cnilog), "%s/cni.log", tmp);
     ck_assert_int_eq(cric_mkdir_p(confdir, 0755, NULL), 0);
     ck_assert_int_eq(cric_mkdir_p(plugdir, 0755, NULL), 0);
-    char p[400], script[1024];
+    char p[400], script[1600];
     snprintf(p, sizeof(p), "%s/10-fake.conflist", confdir);
     const char *conf = "{\"cniVersion\":\"1.0.0\",\"name\":\"fake\",\"plugins\":[{\"type\":\"fake\"}]}";
     ck_assert_int_eq(cric_write_file_atomic(p, conf, strlen(conf), 0644, NULL), 0);
     snprintf(script, sizeof(script),
              "#!/bin/sh\nin=$(cat)\necho \"$CNI_COMMAND $CNI_CONTAINERID\" >> %s\n"
              "case \"$CNI_ARGS\" in *failadd*) [ \"$CNI_COMMAND\" = ADD ] && { echo '{\"code\":7,\"msg\":\"no\"}'; exit 1; };; esac\n"
+             "[ \"$CNI_COMMAND\" = DEL ] && [ -e %s.faildel ] && { echo '{\"code\":11,\"msg\":\"del no\"}'; exit 1; }\n"
+             "[ \"$CNI_COMMAND\" = CHECK ] && [ -e %s.failcheck ] && { echo '{\"code\":12,\"msg\":\"check no\"}'; exit 1; }\n"
              "[ \"$CNI_COMMAND\" = ADD ] && echo '{\"cniVersion\":\"1.0.0\",\"interfaces\":[{\"name\":\"eth0\",\"sandbox\":\"'$CNI_NETNS'\"}],"
              "\"ips\":[{\"address\":\"10.99.0.7/24\",\"interface\":0}]}'\nexit 0\n",
-             cnilog);
+             cnilog, cnilog, cnilog);
     snprintf(p, sizeof(p), "%s/fake", plugdir);
     ck_assert_int_eq(cric_write_file_atomic(p, script, strlen(script), 0755, NULL), 0);
     const char *b = getenv("CRIC_BUILDDIR");
@@ -240,9 +244,9 @@ START_TEST(lifecycle)
     ck_assert_int_eq(cric_sandbox_lookup(svc, id, &sb, NULL), -ENOENT);
     ck_assert_int_eq(stop_or_remove(id, true).rc, 0);
     ck_assert_int_eq(stop_or_remove(id, false).rc, 0);
-    /* ADD once, DEL on stop, DEL again on remove (the netns still existed). */
+    /* ADD once, DEL on stop; none on remove: stop's DEL succeeded. */
     char *log = cni_log(), expect[400];
-    snprintf(expect, sizeof(expect), "ADD %s\nDEL %s\nDEL %s\n", id, id, id);
+    snprintf(expect, sizeof(expect), "ADD %s\nDEL %s\n", id, id);
     ck_assert_str_eq(log, expect);
     free(log);
     char p[400];
@@ -325,6 +329,131 @@ START_TEST(failed_add_rolls_back)
 }
 END_TEST
 
+/* Remove runs DEL only when no DEL succeeded since ADD (a failed Stop, or
+ * no Stop). */
+START_TEST(remove_dels_only_when_needed)
+{
+    open_service();
+    struct done d = run("p1", false);
+    ck_assert_msg(d.rc == 0, "%s", d.msg);
+    char id1[65], flag[420];
+    strcpy(id1, d.id);
+    snprintf(flag, sizeof(flag), "%s.faildel", cnilog);
+    ck_assert_int_eq(cric_write_file_atomic(flag, "", 0, 0644, NULL), 0);
+    struct done s = stop_or_remove(id1, false);
+    ck_assert_int_lt(s.rc, 0);
+    ck_assert_msg(strstr(s.msg, "del no (code 11)"), "%s", s.msg);
+    unlink(flag);
+    ck_assert_int_eq(stop_or_remove(id1, true).rc, 0);
+    d = run("p2", false); /* removed without a stop */
+    ck_assert_msg(d.rc == 0, "%s", d.msg);
+    ck_assert_int_eq(stop_or_remove(d.id, true).rc, 0);
+    char *log = cni_log(), expect[800];
+    snprintf(expect, sizeof(expect), "ADD %s\nDEL %s\nDEL %s\nADD %s\nDEL %s\n", id1, id1, id1, d.id, d.id);
+    ck_assert_str_eq(log, expect);
+    free(log);
+}
+END_TEST
+
+/* A crash right after a remove renamed the pod directory (the record is
+ * gone), before the background teardown: the next start finishes it. */
+START_TEST(crash_after_remove_finishes_at_start)
+{
+    open_service();
+    struct done d = run("p3", false);
+    ck_assert_msg(d.rc == 0, "%s", d.msg);
+    char dir[400], trash[420], ns[400], shm[440];
+    snprintf(dir, sizeof(dir), "%s/sandboxes/%s", root, d.id);
+    snprintf(trash, sizeof(trash), "%s/sandboxes/.trash-%s", root, d.id);
+    snprintf(ns, sizeof(ns), "%s/ns/%s/net", state, d.id);
+    snprintf(shm, sizeof(shm), "%s/shm", trash);
+    close_service();
+    ck_assert_int_eq(rename(dir, trash), 0);
+    struct statfs st;
+    ck_assert_int_eq(statfs(ns, &st), 0);
+    ck_assert(st.f_type == NSFS_MAGIC);
+    ck_assert_int_eq(statfs(shm, &st), 0);
+    ck_assert(st.f_type == TMPFS_MAGIC);
+    open_service();
+    const struct cric_sandbox *sb = NULL;
+    ck_assert_int_eq(cric_sandbox_lookup(svc, d.id, &sb, NULL), -ENOENT);
+    ck_assert_int_eq(access(trash, F_OK), -1);
+    snprintf(ns, sizeof(ns), "%s/ns/%s", state, d.id);
+    ck_assert_int_eq(access(ns, F_OK), -1);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "grep -q '%s' /proc/self/mountinfo", d.id);
+    ck_assert_int_ne(system(cmd), 0);
+}
+END_TEST
+
+/* After a restart, a ready pod's network gets a CNI CHECK with the cached
+ * ADD result; its outcome is in the verbose info. */
+START_TEST(check_after_restart)
+{
+    open_service();
+    struct done d = run("chk", false);
+    ck_assert_msg(d.rc == 0, "%s", d.msg);
+    char *info = NULL;
+    const struct cric_sandbox *sb = NULL;
+    ck_assert_int_eq(cric_sandbox_lookup(svc, d.id, &sb, NULL), 0);
+    ck_assert_int_eq(cric_sandbox_info_json(sb, &info, NULL), 0);
+    ck_assert_ptr_null(strstr(info, "networkCheck"));
+    free(info);
+    for (int fail = 0; fail < 2; fail++) {
+        char flag[420];
+        snprintf(flag, sizeof(flag), "%s.failcheck", cnilog);
+        if (fail)
+            ck_assert_int_eq(cric_write_file_atomic(flag, "", 0, 0644, NULL), 0);
+        close_service();
+        open_service();
+        uv_run(&loop, UV_RUN_DEFAULT); /* the checks start on a timer */
+        unlink(flag);
+        ck_assert_int_eq(cric_sandbox_lookup(svc, d.id, &sb, NULL), 0);
+        ck_assert_int_eq(cric_sandbox_info_json(sb, &info, NULL), 0);
+        if (fail)
+            ck_assert_msg(strstr(info, "\"networkCheck\":{\"status\":\"failed\",\"message\":\"CNI plugin 'fake' CHECK on "
+                                       "network 'fake' failed (exit 1): check no (code 12)\"}"), "%s", info);
+        else
+            ck_assert_msg(strstr(info, "\"networkCheck\":{\"status\":\"passed\"}"), "%s", info);
+        free(info);
+    }
+    char *log = cni_log(), expect[400];
+    snprintf(expect, sizeof(expect), "ADD %s\nCHECK %s\nCHECK %s\n", d.id, d.id, d.id);
+    ck_assert_str_eq(log, expect);
+    free(log);
+    ck_assert_int_eq(stop_or_remove(d.id, true).rc, 0);
+}
+END_TEST
+
+/* READY is a ready.json next to the CREATING record: without a usable one
+ * (a crash just before it, or garbage) the pod is rolled back at start. */
+START_TEST(ready_file)
+{
+    open_service();
+    struct done d = run("rdy", false);
+    ck_assert_msg(d.rc == 0, "%s", d.msg);
+    close_service();
+    open_service();
+    const struct cric_sandbox *sb = NULL;
+    ck_assert_int_eq(cric_sandbox_lookup(svc, d.id, &sb, NULL), 0);
+    ck_assert_int_eq(sb->state, CRIC_SANDBOX_READY);
+    ck_assert_str_eq(sb->ips[0], "10.99.0.7");
+    close_service();
+    char p[400];
+    snprintf(p, sizeof(p), "%s/sandboxes/%s/ready.json", root, d.id);
+    ck_assert_int_eq(cric_write_file_atomic(p, "{\"id\":", 6, 0600, NULL), 0);
+    open_service();
+    uv_run(&loop, UV_RUN_DEFAULT); /* the rollback */
+    ck_assert_int_eq(cric_sandbox_lookup(svc, d.id, &sb, NULL), -ENOENT);
+    char *log = cni_log(), expect[400];
+    snprintf(expect, sizeof(expect), "ADD %s\nDEL %s\n", d.id, d.id);
+    ck_assert_str_eq(log, expect);
+    free(log);
+    snprintf(p, sizeof(p), "%s/ns/%s", state, d.id);
+    ck_assert_int_eq(access(p, F_OK), -1);
+}
+END_TEST
+
 START_TEST(host_network_and_bad_input)
 {
     open_service();
@@ -367,6 +496,10 @@ int main(void)
     tcase_add_test(tc, failed_add_rolls_back);
     tcase_add_test(tc, netconf_cache);
     tcase_add_test(tc, host_network_and_bad_input);
+    tcase_add_test(tc, remove_dels_only_when_needed);
+    tcase_add_test(tc, crash_after_remove_finishes_at_start);
+    tcase_add_test(tc, check_after_restart);
+    tcase_add_test(tc, ready_file);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -27,6 +27,7 @@ struct cric_cni_netconf {
     char *file;                /* path it came from */
     struct cric_cni_plugin_conf *plugins;
     size_t n_plugins;
+    bool disable_check;        /* "disableCheck": the runtime must not run CHECK */
 };
 
 /** Parses one config file's text: a .conflist, or a single-plugin .conf/.json.
@@ -37,6 +38,8 @@ int cric_cni_netconf_parse(const char *file, const char *text, struct cric_cni_n
  * the error lists each file's problem.  -ENOENT when none exists at all. */
 int cric_cni_netconf_load_dir(const char *dir, struct cric_cni_netconf **out, cric_error **err);
 void cric_cni_netconf_free(struct cric_cni_netconf *c);
+/** Whether a cniVersion has CHECK (0.4.0 and later). */
+bool cric_cni_version_has_check(const char *v);
 
 /* ---- result ---- */
 

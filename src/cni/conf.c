@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define CONF_MAX (1024 * 1024)
@@ -54,6 +55,14 @@ static int plugin_from(const char *file, size_t idx, yajl_val obj, struct cric_c
     return 0;
 }
 
+bool cric_cni_version_has_check(const char *v)
+{
+    unsigned major = 0, minor = 0;
+    if (!v || sscanf(v, "%u.%u", &major, &minor) != 2)
+        return false;
+    return major > 0 || minor >= 4;
+}
+
 int cric_cni_netconf_parse(const char *file, const char *text, struct cric_cni_netconf **out, cric_error **err)
 {
     char ebuf[256];
@@ -87,6 +96,9 @@ int cric_cni_netconf_parse(const char *file, const char *text, struct cric_cni_n
         r = cric_error_sys(err, -ENOMEM, "CNI config '%s'", file);
         goto out;
     }
+    /* A list-level boolean (CNI spec); libcni takes "true"/"false" strings too. */
+    yajl_val dc = cric_yj_get(root, "disableCheck");
+    c->disable_check = dc && (dc->type == yajl_t_true || (YAJL_IS_STRING(dc) && strcasecmp(dc->u.string, "true") == 0));
     yajl_val plugins = cric_yj_get(root, "plugins");
     if (plugins) {
         if (plugins->type != yajl_t_array || plugins->u.array.len == 0) {

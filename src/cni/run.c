@@ -335,7 +335,7 @@ int cric_cni_run(uv_loop_t *loop, const struct cric_cni_netconf *conf, enum cric
         state_free(s);
         return cric_error_sys(err, -ENOMEM, "CNI %s", op_name(op));
     }
-    if (op == CRIC_CNI_CHECK && (!version_has_prev(s->cni_version) || strncmp(s->cni_version, "0.3.", 4) == 0)) {
+    if (op == CRIC_CNI_CHECK && !cric_cni_version_has_check(s->cni_version)) {
         /* CHECK exists from 0.4.0 on: nothing to do for older networks. */
         s->step = s->n_plugins;
     }

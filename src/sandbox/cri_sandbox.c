@@ -252,6 +252,15 @@ static void on_list(cric_call *call, const ProtobufCMessage *msg, void *ctx)
     free(c.ptrs);
 }
 
+static void on_net_check(void *data, const char *id, int rc, const char *msg)
+{
+    (void)data;
+    if (rc < 0)
+        LOG_WARN("pod sandbox %s: network check (CNI CHECK) failed: %s", id, msg ? msg : "?");
+    else
+        LOG_INFO("pod sandbox %s: network check (CNI CHECK) passed", id);
+}
+
 int cri_sandbox_init(cricd *d, cric_error **err)
 {
     const struct cric_config *cfg = d->cfg;
@@ -265,6 +274,7 @@ int cri_sandbox_init(cricd *d, cric_error **err)
         .cgroup_driver = cfg->cgroup_driver,
         .cni_timeout_ms = cfg->network_plugin_timeout * 1000,
         .shm_size = cfg->sandbox_shm_size,
+        .net_check_cb = on_net_check,
     };
     /* Finer than the config's seconds, for tests. */
     const char *t = getenv("CRICD_CNI_TIMEOUT_MS");

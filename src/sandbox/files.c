@@ -26,12 +26,26 @@ static bool host_net(const struct cric_sandbox *sb)
     return sb->network_mode == RUNTIME__V1__NAMESPACE_MODE__NODE;
 }
 
-/* Pod files are rewritten whole (temp + rename, so readers never see half a
- * file) but not fsync'ed: they are derived from the record, which is, and a
- * pod half-created at a crash is rolled back from its record anyway. */
+/* Pod files are written once, while the pod is CREATING and nothing reads
+ * them yet, into its new directory: written in place (no temp + rename,
+ * which cost 50-100 us each here) and not fsync'ed.  A pod half-created at
+ * a crash is rolled back from its record, files and all. */
 static int write_mode(const char *path, const char *s, mode_t mode, cric_error **err)
 {
-    return cric_write_file_replace(path, s, strlen(s), mode, err);
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        return cric_error_sys(err, -errno, "create '%s'", path);
+    size_t len = strlen(s);
+    while (len > 0) {
+        ssize_t n = write(fd, s, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cric_error_sys(err, -errno, "write '%s'", path);
+        s += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 static int write_str(const char *path, const char *s, cric_error **err)

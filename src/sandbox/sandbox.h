@@ -98,6 +98,10 @@ struct cric_sandbox_opts {
     uint64_t cni_timeout_ms;           /* per plugin call; 0 = 60 s */
     uint64_t shm_size;                 /* bytes; 0 = 64 MiB */
     const char *helper_pinns;          /* path of cric-pinns; NULL = cric_helper_path() */
+    /* Called with each result of the CNI CHECK run for every ready pod
+     * after a restart: rc 0 passed, < 0 failed (msg = the plugin's error). */
+    void (*net_check_cb)(void *data, const char *id, int rc, const char *msg);
+    void *net_check_data;
 };
 
 /** Creates the service and reloads every persisted sandbox (pins, network

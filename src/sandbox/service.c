@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum op_kind { OP_RUN, OP_STOP, OP_REMOVE };
+enum op_kind { OP_RUN, OP_STOP, OP_REMOVE, OP_CHECK };
 
 struct sb_op {
     enum op_kind kind;
@@ -31,10 +31,12 @@ struct sb_op {
     uint64_t spawn_start;        /* cric_child_spawn_ns() when the op started */
     bool sync_pending;           /* the record's fsync runs on the thread pool */
     bool sync_waiting;           /* ... and the op waits for it */
+    bool saved_early;            /* Stop: NOTREADY written while DEL ran */
     cric_error *err;             /* first failure */
     cric_sandbox_done_fn done;
     void *data;
     struct sb_op *next;
+    struct sb_op *wait_next;     /* in svc->cg_waiters */
 };
 
 static void op_start(struct sb_op *op);
@@ -150,6 +152,7 @@ static void service_free(struct cric_sandbox_service *svc)
     free(svc->cgroup_driver);
     free(svc->pinns);
     free(svc->pod_cidr);
+    free(svc->check_ids);
     free(svc);
 }
 
@@ -164,9 +167,21 @@ static void maybe_closed(struct cric_sandbox_service *svc)
         cb(data);
 }
 
+static void on_check_timer_closed(uv_handle_t *h)
+{
+    struct cric_sandbox_service *svc = h->data;
+    svc->inflight--;
+    maybe_closed(svc);
+}
+
 void cric_sandbox_service_close(struct cric_sandbox_service *svc, void (*cb)(void *), void *data)
 {
     svc->closing = true;
+    svc->check_next = svc->check_n; /* checks not started yet are dropped */
+    if (svc->check_timer_open) {
+        svc->check_timer_open = false;
+        uv_close((uv_handle_t *)&svc->check_timer, on_check_timer_closed);
+    }
     svc->close_cb = cb;
     svc->close_data = data;
     maybe_closed(svc);
@@ -230,6 +245,173 @@ static void recover_one(struct cric_sandbox_service *svc, struct cric_sandbox *s
     }
 }
 
+static void teardown_host(struct cric_sandbox *sb, const char *dir);
+static void op_enqueue(struct cric_sandbox *sb, struct sb_op *op);
+
+/* ---------------------------------------------------------------- CNI CHECK */
+
+/* At most this many pods are checked at once: every plugin run forks
+ * cricd (uv_spawn) and blocks the loop for that long. */
+#define CHECK_CONCURRENCY 2
+/* Checks start this long after start-up, once the socket serves. */
+#define CHECK_DELAY_MS 100
+
+static void set_check(struct cric_sandbox *sb, enum sb_net_check st, const char *msg)
+{
+    free(sb->priv->net_check_msg);
+    sb->priv->net_check_msg = msg ? strdup(msg) : NULL;
+    sb->priv->net_check = st;
+}
+
+/* Starts checks up to CHECK_CONCURRENCY; each is an op on its pod's queue,
+ * so a Stop or Remove waits for it instead of racing it. */
+static void start_checks(struct cric_sandbox_service *svc)
+{
+    while (!svc->closing && svc->check_running < CHECK_CONCURRENCY && svc->check_next < svc->check_n) {
+        struct cric_sandbox *sb = find_exact(svc, svc->check_ids[svc->check_next++]);
+        if (!sb || sb->priv->net_check != SB_CHECK_PENDING)
+            continue;
+        struct sb_op *op = calloc(1, sizeof(*op));
+        if (!op) {
+            set_check(sb, SB_CHECK_NONE, NULL);
+            continue;
+        }
+        op->kind = OP_CHECK;
+        op->svc = svc;
+        memcpy(op->id, sb->id, sizeof(op->id));
+        svc->check_running++;
+        op_enqueue(sb, op);
+    }
+}
+
+static void on_check_timer(uv_timer_t *t)
+{
+    struct cric_sandbox_service *svc = t->data;
+    svc->check_timer_open = false;
+    uv_close((uv_handle_t *)t, on_check_timer_closed);
+    start_checks(svc);
+}
+
+/* After a restart, the network of every ready pod with a CNI network is
+ * checked (CNI CHECK with the cached ADD result) where the config allows:
+ * cniVersion 0.4.0 or later and no "disableCheck". */
+static void schedule_checks(struct cric_sandbox_service *svc)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < svc->n; i++) {
+        struct cric_sandbox *sb = svc->sbs[i];
+        if (sb->state != CRIC_SANDBOX_READY || !sb->netns_path || !sb->priv->network_attached ||
+            !sb->priv->cni_result || !sb->priv->cni_conf_text)
+            continue;
+        if (!sb->priv->cni_conf_parsed &&
+            cric_cni_netconf_parse(sb->priv->cni_conf_file ? sb->priv->cni_conf_file : "(stored)",
+                                   sb->priv->cni_conf_text, &sb->priv->cni_conf_parsed, NULL) < 0)
+            continue;
+        const struct cric_cni_netconf *c = sb->priv->cni_conf_parsed;
+        if (c->disable_check) {
+            set_check(sb, SB_CHECK_SKIPPED, "the network config sets disableCheck");
+            continue;
+        }
+        if (!cric_cni_version_has_check(c->cni_version)) {
+            char m[128];
+            snprintf(m, sizeof(m), "cniVersion %.32s has no CHECK (0.4.0 and later)", c->cni_version);
+            set_check(sb, SB_CHECK_SKIPPED, m);
+            continue;
+        }
+        if (!svc->check_ids && !(svc->check_ids = calloc(svc->n, sizeof(*svc->check_ids))))
+            return;
+        memcpy(svc->check_ids[n++], sb->id, 65);
+        set_check(sb, SB_CHECK_PENDING, NULL);
+    }
+    svc->check_n = n;
+    if (n && uv_timer_init(svc->loop, &svc->check_timer) == 0) {
+        svc->check_timer.data = svc;
+        svc->check_timer_open = true;
+        svc->inflight++;
+        uv_timer_start(&svc->check_timer, on_check_timer, CHECK_DELAY_MS, 0);
+    }
+}
+
+static int start_cni(struct sb_op *op, struct cric_sandbox *sb, enum cric_cni_op cop, cric_error **err);
+static void op_finish(struct sb_op *op, struct cric_sandbox *sb);
+static void op_fail(struct sb_op *op, cric_error *e);
+
+/* Check: 0 CNI CHECK, 1 done. */
+static void check_step(struct sb_op *op, struct cric_sandbox *sb)
+{
+    struct cric_sandbox_service *svc = op->svc;
+    cric_error *e = NULL;
+    if (op->step++ == 0 && !svc->closing && sb && sb->state == CRIC_SANDBOX_READY && sb->priv->network_attached) {
+        if (start_cni(op, sb, CRIC_CNI_CHECK, &e) == 0)
+            return;
+        op_fail(op, e);
+    }
+    if (sb && sb->priv->net_check == SB_CHECK_PENDING) {
+        /* Not run (stopped meanwhile) or could not start. */
+        if (op->err)
+            set_check(sb, SB_CHECK_FAILED, op->err->msg);
+        else
+            set_check(sb, SB_CHECK_NONE, NULL);
+        if (op->err && svc->net_check_cb)
+            svc->net_check_cb(svc->net_check_data, sb->id, op->err->code, op->err->msg);
+    }
+    svc->check_running--;
+    bool more = !svc->closing;
+    op_finish(op, sb);
+    if (more)
+        start_checks(svc);
+}
+
+/* A pod removed before a crash whose background teardown had not
+ * finished: its record in the renamed directory says what is left. */
+static void cleanup_trash(struct cric_sandbox_service *svc, const char *name)
+{
+    _cleanup_free_ char *dir = NULL, *shm = NULL;
+    if (asprintf(&dir, "%s/%s", svc->sb_dir, name) < 0 || asprintf(&shm, "%s/shm", dir) < 0)
+        return;
+    struct cric_sandbox *sb = NULL;
+    if (strlen(name) == 7 + 64 && sb__record_load_at(svc, name, name + 7, &sb, NULL) == 0) {
+        free(sb->shm_path);
+        sb->shm_path = TAKE_PTR(shm);
+        teardown_host(sb, dir);
+        sb__free(sb);
+        return;
+    }
+    /* No readable record (the removal had got that far): what can be
+     * mounted in the directory itself still must not stop its removal. */
+    while (umount2(shm, MNT_DETACH) == 0)
+        ;
+    cric_rm_rf(dir, NULL);
+}
+
+/* Pins under <state>/ns whose pod has no record: a crash between
+ * the removal of a record and the unmounts.  Unmounted and deleted. */
+static void cleanup_orphan_pins(struct cric_sandbox_service *svc)
+{
+    _cleanup_closedir_ DIR *d = opendir(svc->ns_root);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        _cleanup_free_ char *rec = NULL;
+        struct stat st;
+        /* A pod directory with an unreadable record keeps its pins too. */
+        if (strlen(de->d_name) != 64 || find_exact(svc, de->d_name) ||
+            asprintf(&rec, "%s/%s", svc->sb_dir, de->d_name) < 0 || lstat(rec, &st) == 0)
+            continue;
+        static const char *const names[] = { "net", "ipc", "uts", "pid" };
+        for (size_t i = 0; i < 4; i++) {
+            _cleanup_free_ char *p = NULL;
+            if (asprintf(&p, "%s/%s/%s", svc->ns_root, de->d_name, names[i]) < 0)
+                continue;
+            while (i < 3 && umount2(p, MNT_DETACH) == 0)
+                ;
+            unlink(p);
+        }
+        _cleanup_free_ char *p = NULL;
+        if (asprintf(&p, "%s/%s", svc->ns_root, de->d_name) >= 0)
+            rmdir(p);
+    }
+}
+
 int cric_sandbox_service_new(uv_loop_t *loop, const struct cric_sandbox_opts *opts,
                              struct cric_sandbox_service **out, cric_error **err)
 {
@@ -237,6 +419,8 @@ int cric_sandbox_service_new(uv_loop_t *loop, const struct cric_sandbox_opts *op
     if (!svc)
         return cric_error_sys(err, -ENOMEM, "sandbox service");
     svc->loop = loop;
+    svc->net_check_cb = opts->net_check_cb;
+    svc->net_check_data = opts->net_check_data;
     svc->timeout_ms = opts->cni_timeout_ms ? opts->cni_timeout_ms : 60000;
     svc->shm_size = opts->shm_size ? opts->shm_size : 64ull * 1024 * 1024;
     size_t nd = 0;
@@ -283,13 +467,14 @@ int cric_sandbox_service_new(uv_loop_t *loop, const struct cric_sandbox_opts *op
     struct dirent *de;
     while ((de = readdir(d))) {
         if (strncmp(de->d_name, ".trash-", 7) == 0) {
-            _cleanup_free_ char *p = NULL;
-            if (asprintf(&p, "%s/%s", svc->sb_dir, de->d_name) >= 0)
-                cric_rm_rf(p, NULL);
+            cleanup_trash(svc, de->d_name);
             continue;
         }
         if (strlen(de->d_name) != 64)
             continue;
+        _cleanup_free_ char *pdir = NULL;
+        if (asprintf(&pdir, "%s/%s", svc->sb_dir, de->d_name) >= 0)
+            sb__record_tidy(pdir);
         struct cric_sandbox *sb = NULL;
         _cleanup_error_ cric_error *e = NULL;
         /* A record that cannot be read is left on disk untouched (never
@@ -303,10 +488,12 @@ int cric_sandbox_service_new(uv_loop_t *loop, const struct cric_sandbox_opts *op
         }
         recover_one(svc, sb);
     }
+    cleanup_orphan_pins(svc);
     /* Roll back pods that were half-created when the daemon died. */
     for (size_t i = 0; i < svc->n; i++)
         if (svc->sbs[i]->state == CRIC_SANDBOX_CREATING)
             cric_sandbox_remove(svc, svc->sbs[i]->id, NULL, NULL);
+    schedule_checks(svc);
     *out = svc;
     return 0;
 }
@@ -329,6 +516,18 @@ static void op_enqueue(struct cric_sandbox *sb, struct sb_op *op)
     sb->priv->ops_tail = op;
     if (!sb->priv->busy)
         op_start(op);
+}
+
+/* Answers the request of op (once); the op may go on with work that the
+ * reply need not wait for. */
+static void op_reply(struct sb_op *op)
+{
+    op->svc->last_child_ns = op->child_ns;
+    op->svc->last_spawn_ns = cric_child_spawn_ns() - op->spawn_start;
+    cric_sandbox_done_fn done = op->done;
+    op->done = NULL;
+    if (done)
+        done(op->data, op->err ? op->err->code : 0, op->err, op->id);
 }
 
 /* Finishes the head op of its sandbox (sb may be NULL once removed) and
@@ -356,10 +555,7 @@ static void op_finish(struct sb_op *op, struct cric_sandbox *sb)
             next = n;
         }
     }
-    svc->last_child_ns = op->child_ns;
-    svc->last_spawn_ns = cric_child_spawn_ns() - op->spawn_start;
-    if (op->done)
-        op->done(op->data, op->err ? op->err->code : 0, op->err, op->id);
+    op_reply(op);
     op_free(op);
     svc->inflight--;
     if (next)
@@ -603,37 +799,108 @@ static void rm_work_done(uv_work_t *req, int status)
     maybe_closed(svc);
 }
 
-/* The pod directory is renamed out of the way at once (its record is then
- * gone, atomically) and deleted on the thread pool; leftovers of a crash
- * are deleted when the service starts. */
-static void remove_dir(struct cric_sandbox_service *svc, const char *dir, const char *id)
+void sb__unlink_async(struct cric_sandbox_service *svc, char *path)
 {
     struct rm_work *w = calloc(1, sizeof(*w));
-    if (w && asprintf(&w->path, "%s/.trash-%s", svc->sb_dir, id) >= 0 && rename(dir, w->path) == 0) {
+    if (w) {
         w->svc = svc;
+        w->path = path;
         w->req.data = w;
         if (uv_queue_work(svc->loop, &w->req, rm_work_run, rm_work_done) == 0) {
             svc->inflight++;
             return;
         }
-        cric_rm_rf(w->path, NULL);
-    } else {
-        cric_rm_rf(dir, NULL);
     }
-    if (w)
-        free(w->path);
+    cric_rm_rf(path, NULL);
+    free(path);
     free(w);
 }
 
-/* Undo everything a run did (after a failed run, or for remove). */
-static void teardown_local(struct cric_sandbox_service *svc, struct cric_sandbox *sb)
+/* Undoes on the host what a pod holds: namespace pins, /dev/shm, cgroup
+ * directories it created, and its (renamed) directory.  Touches only sb,
+ * so it runs on the thread pool. */
+static void teardown_host(struct cric_sandbox *sb, const char *dir)
 {
-    if (sb->pause_pid > 0 && sb__proc_start(sb->pause_pid) == sb->priv->pause_start)
-        kill(sb->pause_pid, SIGKILL);
     sb__unpin(sb);
     sb__umount_shm(sb);
     sb__cgroup_cleanup(sb);
-    remove_dir(svc, sb->dir, sb->id);
+    if (dir)
+        cric_rm_rf(dir, NULL);
+}
+
+struct bg_teardown {
+    uv_work_t req;
+    struct cric_sandbox_service *svc;
+    struct cric_sandbox *sb;     /* owned, no longer listed */
+    char *dir;
+    bool cgroups;
+};
+
+static void bg_teardown_run(uv_work_t *req)
+{
+    struct bg_teardown *w = req->data;
+    teardown_host(w->sb, w->dir);
+}
+
+static void bg_teardown_done(uv_work_t *req, int status)
+{
+    struct bg_teardown *w = req->data;
+    struct cric_sandbox_service *svc = w->svc;
+    (void)status;
+    sb__free(w->sb);
+    free(w->dir);
+    if (w->cgroups && --svc->cg_removing == 0) {
+        /* Runs that waited for these cgroup directories to go. */
+        struct sb_op *op = svc->cg_waiters;
+        svc->cg_waiters = NULL;
+        while (op) {
+            struct sb_op *n = op->wait_next;
+            op->wait_next = NULL;
+            op_step(op);
+            op = n;
+        }
+    }
+    free(w);
+    svc->inflight--;
+    maybe_closed(svc);
+}
+
+/* Removes a pod: its directory is renamed to .trash-<id> at once (the
+ * record is then gone, atomically, and the pod with it) and the rest,
+ * which takes milliseconds of unmounts and rmdirs, is undone on the
+ * thread pool after the reply.  After a crash, the next start finishes
+ * the job from the record in the trash directory (cleanup_trash).  Takes
+ * sb, already off the list. */
+static void teardown_background(struct cric_sandbox_service *svc, struct cric_sandbox *sb)
+{
+    if (sb->pause_pid > 0 && sb__proc_start(sb->pause_pid) == sb->priv->pause_start)
+        kill(sb->pause_pid, SIGKILL);
+    char *dir = NULL;
+    if (asprintf(&dir, "%s/.trash-%s", svc->sb_dir, sb->id) >= 0 && rename(sb->dir, dir) == 0) {
+        char *shm = NULL;
+        if (sb->shm_path && asprintf(&shm, "%s/shm", dir) >= 0) {
+            free(sb->shm_path);
+            sb->shm_path = shm;
+        }
+    } else {
+        free(dir);
+        dir = strdup(sb->dir);
+    }
+    bool cgroups = sb->priv->cgroups_created && sb->priv->cgroups_created[0];
+    struct bg_teardown *w = dir ? calloc(1, sizeof(*w)) : NULL;
+    if (w) {
+        *w = (struct bg_teardown){ .svc = svc, .sb = sb, .dir = dir, .cgroups = cgroups };
+        w->req.data = w;
+        if (uv_queue_work(svc->loop, &w->req, bg_teardown_run, bg_teardown_done) == 0) {
+            svc->inflight++;
+            svc->cg_removing += cgroups;
+            return;
+        }
+    }
+    teardown_host(sb, dir);
+    sb__free(sb);
+    free(dir);
+    free(w);
 }
 
 static void on_pinns_done(void *data, int rc, const struct cric_child_result *res, const cric_error *cerr)
@@ -815,6 +1082,16 @@ static void on_cni_done(void *data, int rc, struct cric_cni_result *res, const c
     op->svc->inflight--;
     op->child_ns += plugin_ns;
     struct cric_sandbox *sb = find_exact(op->svc, op->id);
+    if (op->kind == OP_CHECK) {
+        if (sb) {
+            set_check(sb, rc < 0 ? SB_CHECK_FAILED : SB_CHECK_PASSED, rc < 0 ? (err ? err->msg : "CNI CHECK failed") : NULL);
+            if (op->svc->net_check_cb)
+                op->svc->net_check_cb(op->svc->net_check_data, sb->id, rc, sb->priv->net_check_msg);
+        }
+        cric_cni_result_free(res);
+        op_step(op);
+        return;
+    }
     bool adding = op->kind == OP_RUN && op->step == 4; /* case 3 started it */
     if (sb) {
         if (adding)
@@ -893,13 +1170,22 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             op->step = 10;
         switch (op->step++) {
         case 0:
+            if (svc->cg_removing) {
+                /* A removed pod's cgroup directories are being deleted on
+                 * the thread pool: creating ours meanwhile could race with
+                 * that rmdir. */
+                op->step--;
+                op->wait_next = svc->cg_waiters;
+                svc->cg_waiters = op;
+                return;
+            }
             /* Recorded as attached before ADD starts: a crash during ADD is
              * then rolled back with a DEL (DEL is idempotent). */
             sb->priv->network_attached = sb->netns_path != NULL;
             if (cric_mkdir_p(sb->dir, 0711, &e) < 0 || sb__write_files(svc, sb, &e) < 0 ||
                 sb__mount_shm(svc, sb, &e) < 0 || sb__cgroup_setup(svc, sb, &e) < 0 ||
                 (sb->netns_path && load_netconf(svc, sb, &e) < 0) || sb__record_save(svc, sb, &e) < 0 ||
-                sb__record_sync(svc, sb->id, on_sync_done, op, &e) < 0)
+                sb__record_sync(svc, sb->id, NULL, on_sync_done, op, &e) < 0)
                 op_fail(op, e);
             else
                 op->sync_pending = true;
@@ -929,18 +1215,28 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
             }
             return;
         case 4:
-            /* Atomic, not fsync'ed on the request path: a crash of cricd
-             * leaves the old or the new record; a power loss before the
-             * write-behind fsync leaves the durable CREATING record, so the
-             * pod (dead anyway after a power loss) is rolled back with a
-             * DEL at start-up, releasing its IP.  See doc/pods.md. */
+            /* Atomic (the ready file appears whole or not at all), not
+             * fsync'ed on the request path: a crash of cricd leaves a
+             * CREATING or a READY pod; a power loss before the write-behind
+             * fsync leaves the durable CREATING record, so the pod (dead
+             * anyway after a power loss) is rolled back with a DEL at
+             * start-up, releasing its IP.  See doc/pods.md. */
             sb->state = CRIC_SANDBOX_READY;
-            if (sb__record_save(svc, sb, &e) < 0) {
+            if (sb__record_save_ready(svc, sb, &e) < 0) {
                 op_fail(op, e);
                 continue;
             }
-            (void)sb__record_sync(svc, sb->id, on_behind_done, svc, NULL);
-            op_finish(op, sb);
+            {
+                /* Queued once the reply is out (waking a pool thread costs
+                 * ~0.1 ms here); svc is held across op_finish. */
+                char id[65];
+                memcpy(id, sb->id, sizeof(id));
+                svc->inflight++;
+                op_finish(op, sb);
+                (void)sb__record_sync(svc, id, SB_READY_NAME, on_behind_done, svc, NULL);
+                svc->inflight--;
+                maybe_closed(svc);
+            }
             return;
         case 10:
             if (wait_sync(op))
@@ -955,89 +1251,16 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
                 cric_error_free(de);
             }
             continue;
-        default: {
-            teardown_local(svc, sb);
+        default:
             list_del(svc, sb);
-            sb__free(sb);
+            teardown_background(svc, sb);
             op_finish(op, NULL);
             return;
-        }
         }
     }
 }
 
 /* ---------------------------------------------------------------- stop / remove */
-
-struct side_work {
-    uv_work_t req;
-    struct sb_op *op;
-    char *umounts[3];           /* ipc, uts pins; shm */
-    char **rmdirs;              /* cgroup dirs, deepest last */
-};
-
-static void side_run(uv_work_t *req)
-{
-    struct side_work *w = req->data;
-    for (int i = 0; i < 3; i++) {
-        if (!w->umounts[i])
-            continue;
-        while (sb__pin_ok(w->umounts[i]) && umount2(w->umounts[i], MNT_DETACH) == 0)
-            ;
-        if (i < 2)
-            unlink(w->umounts[i]);
-    }
-    size_t n = 0;
-    while (w->rmdirs && w->rmdirs[n])
-        n++;
-    while (n-- > 0)
-        rmdir(w->rmdirs[n]);
-}
-
-static void side_done(uv_work_t *req, int status)
-{
-    struct side_work *w = req->data;
-    struct sb_op *op = w->op;
-    (void)status;
-    for (int i = 0; i < 3; i++)
-        free(w->umounts[i]);
-    strv_free(w->rmdirs);
-    free(w);
-    op->svc->inflight--;
-    on_sync_done(op, 0, NULL);
-}
-
-/* Remove: what does not need the network namespace (IPC/UTS pins, /dev/shm,
- * cgroup dirs) is undone on the thread pool while CNI DEL runs, instead of
- * on the loop after it; the op waits for it before the rest of the
- * teardown.  Best effort like teardown_local, which checks again. */
-static void start_side_teardown(struct sb_op *op, struct cric_sandbox *sb)
-{
-    struct side_work *w = calloc(1, sizeof(*w));
-    if (!w)
-        return;
-    w->op = op;
-    w->req.data = w;
-    bool oom = (sb->ipcns_path && !(w->umounts[0] = strdup(sb->ipcns_path))) ||
-               (sb->utsns_path && !(w->umounts[1] = strdup(sb->utsns_path))) ||
-               (sb->shm_path && !(w->umounts[2] = strdup(sb->shm_path)));
-    size_t n = 0;
-    while (sb->priv->cgroups_created && sb->priv->cgroups_created[n])
-        n++;
-    oom |= !(w->rmdirs = calloc(n + 1, sizeof(char *)));
-    for (size_t i = 0; !oom && i < n; i++)
-        oom |= !(w->rmdirs[i] = strdup(sb->priv->cgroups_created[i]));
-    if (oom || uv_queue_work(op->svc->loop, &w->req, side_run, side_done) < 0) {
-        for (int i = 0; i < 3; i++)
-            free(w->umounts[i]);
-        strv_free(w->rmdirs);
-        free(w);
-        return;
-    }
-    op->svc->inflight++;
-    op->sync_pending = true;
-    /* Already taken care of: teardown_local's checks find nothing left. */
-    sb->priv->shm_mounted = false;
-}
 
 static void on_hook_done(void *cb_data, int rc, cric_error *err)
 {
@@ -1055,6 +1278,12 @@ static void on_hook_done(void *cb_data, int rc, cric_error *err)
 
 /* Stop/remove: 0 stop containers, 1 remove containers (remove only), 2 CNI
  * DEL, 3 after DEL, 4 pause + state, 5 local teardown (remove only). */
+static struct cric_sandbox *sb_set_notready(struct cric_sandbox *sb)
+{
+    sb->state = CRIC_SANDBOX_NOTREADY;
+    return sb;
+}
+
 static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
 {
     struct cric_sandbox_service *svc = op->svc;
@@ -1085,17 +1314,24 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
             svc->hooks.remove_all(svc->hooks.ctx, sb->id, on_hook_done, op);
             return;
         case 2:
-            /* DEL while attached; on remove DEL once more if the netns still
-             * exists, as CNI DEL must be idempotent. */
-            if (!sb->netns_path || !sb->priv->cni_conf_text ||
-                !(sb->priv->network_attached || (remove && sb__pin_ok(sb->netns_path))))
+            /* DEL while attached: on remove only if no DEL succeeded since
+             * ADD (a failed or interrupted Stop, or no Stop), like
+             * containerd; DEL is idempotent, so running it again then is
+             * safe. */
+            if (!sb->netns_path || !sb->priv->cni_conf_text || !sb->priv->network_attached)
                 continue;
+            if (!remove && sb__record_save_async(svc, sb_set_notready(sb), on_sync_done, op, NULL) == 0) {
+                /* NOTREADY, still attached, is written on the thread pool
+                 * while DEL runs: from then on a crash leaves a stopped pod
+                 * whose Remove runs DEL again; the record that says DEL
+                 * succeeded can then wait until the reply is out. */
+                op->sync_pending = true;
+                op->saved_early = true;
+            }
             if (start_cni(op, sb, CRIC_CNI_DEL, &e) < 0) {
                 op_fail(op, e);
                 continue;
             }
-            if (remove)
-                start_side_teardown(op, sb);
             return;
         case 3:
             continue;
@@ -1107,8 +1343,12 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
                 free(sb->pidns_path);
                 sb->pidns_path = NULL;
             }
-            if (sb->state != CRIC_SANDBOX_NOTREADY) {
-                sb->state = CRIC_SANDBOX_NOTREADY;
+            sb_set_notready(sb);
+            if (!remove && op->saved_early) {
+                op_reply(op);
+                sb__record_save(svc, sb, NULL); /* a Remove would DEL again without it */
+                op_finish(op, sb);
+                return;
             }
             if (!remove) {
                 if (sb__record_save(svc, sb, &e) < 0)
@@ -1118,13 +1358,11 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
                 return;
             }
             continue;
-        default: {
-            teardown_local(svc, sb);
+        default:
             list_del(svc, sb);
-            sb__free(sb);
+            teardown_background(svc, sb);
             op_finish(op, NULL);
             return;
-        }
         }
     }
 }
@@ -1134,6 +1372,8 @@ static void op_step(struct sb_op *op)
     struct cric_sandbox *sb = find_exact(op->svc, op->id);
     if (op->kind == OP_RUN)
         run_step(op, sb);
+    else if (op->kind == OP_CHECK)
+        check_step(op, sb);
     else
         teardown_step(op, sb);
 }
@@ -1226,6 +1466,16 @@ int cric_sandbox_info_json(const struct cric_sandbox *sb, char **out, cric_error
     yajl_gen_integer(g, (long long)sb->cni_del_ns);
     cric_yj_gen_str(g, "networkAttached");
     yajl_gen_bool(g, sb->priv->network_attached);
+    if (sb->priv->net_check != SB_CHECK_NONE) {
+        /* The CNI CHECK run after cricd's last start. */
+        static const char *const names[] = { "", "pending", "passed", "failed", "skipped" };
+        cric_yj_gen_str(g, "networkCheck");
+        yajl_gen_map_open(g);
+        KV("status", names[sb->priv->net_check]);
+        if (sb->priv->net_check_msg)
+            KV("message", sb->priv->net_check_msg);
+        yajl_gen_map_close(g);
+    }
 #undef KV
     yajl_gen_map_close(g);
     char *s = cric_yj_gen_take(g, NULL);

@@ -81,7 +81,10 @@ def t_pod(e, reg):
     e.cl.runtime("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=60)
     e.cl.runtime("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
     assert len(e.cl.runtime("ListContainers").containers) == 0
-    assert not [x for x in os.listdir(os.path.join(e.d.root, "containers"))]
+    # Container directories go on the thread pool after the removal answered.
+    cdir = os.path.join(e.d.root, "containers")
+    harness.poll(lambda: not os.listdir(cdir))
+    assert not os.listdir(cdir), os.listdir(cdir)
 
 
 if __name__ == "__main__":

@@ -155,12 +155,16 @@ def sandbox_dirs(d):
 
 
 def leftovers(d, net):
-    """Namespace pins and veths left by the test's pods."""
+    """Namespace pins and veths left by the test's pods, once the background
+    teardown of removed pods (after RemovePodSandbox answered) had up to 20 s."""
     ns_root = os.path.join(d.state, "ns")
-    pins = os.listdir(ns_root) if os.path.isdir(ns_root) else []
-    out = subprocess.run(["ip", "-o", "link", "show", "master", net.bridge], capture_output=True,
-                         text=True).stdout
-    return pins, [l for l in out.splitlines() if l.strip()]
+    def look():
+        pins = os.listdir(ns_root) if os.path.isdir(ns_root) else []
+        out = subprocess.run(["ip", "-o", "link", "show", "master", net.bridge], capture_output=True,
+                             text=True).stdout
+        return pins, [l for l in out.splitlines() if l.strip()]
+    harness.poll(lambda: look() == ([], []), timeout=20)
+    return look()
 
 
 def test_basic_network_dns_and_idempotence():
@@ -484,6 +488,56 @@ def test_kill9_recovery():
         net.cleanup()
 
 
+def net_check(cl, pid):
+    """The pod's networkCheck verbose info once it is no longer pending."""
+    harness.poll(lambda: json.loads(status(cl, pid, verbose=True).info["info"]).get(
+        "networkCheck", {}).get("status") != "pending", timeout=30)
+    return json.loads(status(cl, pid, verbose=True).info["info"]).get("networkCheck")
+
+
+def test_network_check_after_restart():
+    """After a restart every ready pod's network gets a CNI CHECK: a healthy
+    pod passes; one whose eth0 was deleted by hand fails, with the plugin's
+    error in the verbose info, inspectp and the log; disableCheck skips it."""
+    net = Net("n")
+    try:
+        with harness.Daemon(config=net.config()) as d:
+            cl = d.client()
+            a = run_pod(cl, pod_config("na"))
+            b = run_pod(cl, pod_config("nb"))
+            assert "networkCheck" not in json.loads(status(cl, a, verbose=True).info["info"])
+            cl = restart(d)
+            assert net_check(cl, a) == {"status": "passed"}, net_check(cl, a)
+            assert net_check(cl, b) == {"status": "passed"}
+            out = json.loads(harness.cricctl(d, "inspectp", "-o", "json", a).stdout)
+            assert '"passed"' in json.dumps(out) and "networkCheck" in json.dumps(out), out
+            pin = json.loads(status(cl, a, verbose=True).info["info"])["netns"]
+            subprocess.run(["nsenter", "--net=" + pin, "ip", "link", "del", "eth0"], check=True)
+            cl = restart(d)
+            chk = net_check(cl, a)
+            assert chk["status"] == "failed" and "CNI plugin 'bridge' CHECK" in chk["message"], chk
+            assert net_check(cl, b) == {"status": "passed"}
+            assert "failed" in harness.cricctl(d, "inspectp", a).stdout
+            assert any(a in l and "network check (CNI CHECK) failed" in l and "bridge" in l
+                       for l in d.logtext().splitlines() if " warn " in l), d.logtext()[-3000:]
+            # disableCheck (the config kept with the pod counts): skipped.
+            conf = dict(net.conf, disableCheck=True)
+            with open(os.path.join(net.conf_dir, "10-test.conflist"), "w") as f:
+                json.dump(conf, f)
+            c = run_pod(cl, pod_config("nc"))
+            cl = restart(d)
+            chk = net_check(cl, c)
+            assert chk["status"] == "skipped" and "disableCheck" in chk["message"], chk
+            assert net_check(cl, b) == {"status": "passed"}
+            for p in (a, b, c):
+                stop(cl, p)
+                remove(cl, p)
+            pins, veths = leftovers(d, net)
+            assert pins == [] and veths == [], (pins, veths)
+    finally:
+        net.cleanup()
+
+
 def test_cricctl_sysctls_cgroups():
     """crictl-style JSON through cricctl; sysctls land in the pod's namespaces;
     the cgroup parent is created per pod and removed with it."""
@@ -532,6 +586,8 @@ def test_cricctl_sysctls_cgroups():
             assert p.returncode == 1 and "kernel.panic" in p.stderr and "not namespaced" in p.stderr, p.stderr
             assert "Stopped sandbox" in harness.cricctl(d, "stopp", pid).stdout
             assert "Removed sandbox" in harness.cricctl(d, "rmp", pid).stdout
+            # Removed on the thread pool after the reply.
+            harness.poll(lambda: not any(os.path.isdir(p) for p in cg_dirs), timeout=20)
             assert not any(os.path.isdir(p) for p in cg_dirs), cg_dirs
             assert harness.cricctl(d, "pods", "-q").stdout == ""
     finally:
@@ -558,4 +614,5 @@ if __name__ == "__main__":
     need_env()
     harness.run_tests([test_basic_network_dns_and_idempotence, test_host_port, test_failing_plugins_leave_nothing,
                        test_crash_during_add_rolls_back,
-                       test_missing_config, test_concurrent_20, test_kill9_recovery, test_cricctl_sysctls_cgroups])
+                       test_missing_config, test_concurrent_20, test_kill9_recovery, test_network_check_after_restart,
+                       test_cricctl_sysctls_cgroups])
