@@ -72,28 +72,27 @@ static int64_t now_ns(void)
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-void cric__ctr_event(struct ctr *c, Runtime__V1__ContainerEventType type)
+/* One event to every feed: id is a container's or (for the pod's own
+ * events) the pod's; sb may be NULL (the pod is gone). */
+static void emit(struct cric_container_service *svc, const char *id, const char *sandbox_id,
+                 const struct cric_sandbox *sb, Runtime__V1__ContainerEventType type)
 {
-    struct cric_container_service *svc = c->svc;
-    if (!svc->ev_subs)
-        return;
     Runtime__V1__ContainerEventResponse ev = RUNTIME__V1__CONTAINER_EVENT_RESPONSE__INIT;
-    ev.container_id = c->id;
+    ev.container_id = (char *)id;
     ev.container_event_type = type;
     ev.created_at = now_ns();
-    const struct cric_sandbox *sb = NULL;
-    if (svc->sandboxes && cric_sandbox_lookup(svc->sandboxes, c->sandbox_id, &sb, NULL) == 0)
+    if (sb)
         ev.pod_sandbox_status = cric_sandbox_status_new(sb);
     /* The pod's containers as they are now; a deleted one is not among them. */
     size_t n = 0;
     for (size_t i = 0; i < svc->n; i++)
-        n += strcmp(svc->v[i]->sandbox_id, c->sandbox_id) == 0;
+        n += strcmp(svc->v[i]->sandbox_id, sandbox_id) == 0;
     Runtime__V1__ContainerStatusResponse **resps = calloc(n ? n : 1, sizeof(*resps));
     Runtime__V1__ContainerStatus **sts = calloc(n ? n : 1, sizeof(*sts));
     size_t k = 0;
     for (size_t i = 0; resps && sts && i < svc->n; i++) {
         const struct ctr *o = svc->v[i];
-        if (strcmp(o->sandbox_id, c->sandbox_id) != 0 || o->state == CTR_CREATING)
+        if (strcmp(o->sandbox_id, sandbox_id) != 0 || o->state == CTR_CREATING)
             continue;
         if (cric_container_status(svc, o->id, false, &resps[k], NULL) == 0) {
             sts[k] = resps[k]->status;
@@ -109,7 +108,7 @@ void cric__ctr_event(struct ctr *c, Runtime__V1__ContainerEventType type)
             LOG_WARN("GetContainerEvents: a subscriber reads too slowly; ending its feed");
             sub_end(s, GRPC_RESOURCE_EXHAUSTED, "events not read: the client is too slow");
         } else if (r < 0) {
-            LOG_WARN("GetContainerEvents: event for %s not sent: %s", c->id, strerror(-r));
+            LOG_WARN("GetContainerEvents: event for %s not sent: %s", id, strerror(-r));
         }
     }
     for (size_t i = 0; resps && i < k; i++)
@@ -117,4 +116,22 @@ void cric__ctr_event(struct ctr *c, Runtime__V1__ContainerEventType type)
     free(resps);
     free(sts);
     cric_sandbox_status_free(ev.pod_sandbox_status);
+}
+
+void cric__ctr_event(struct ctr *c, Runtime__V1__ContainerEventType type)
+{
+    struct cric_container_service *svc = c->svc;
+    if (!svc->ev_subs)
+        return;
+    const struct cric_sandbox *sb = NULL;
+    if (svc->sandboxes && cric_sandbox_lookup(svc->sandboxes, c->sandbox_id, &sb, NULL) < 0)
+        sb = NULL;
+    emit(svc, c->id, c->sandbox_id, sb, type);
+}
+
+void cric__pod_event(void *data, const struct cric_sandbox *sb, int type)
+{
+    struct cric_container_service *svc = data;
+    if (svc->ev_subs)
+        emit(svc, sb->id, sb->id, sb, (Runtime__V1__ContainerEventType)type);
 }

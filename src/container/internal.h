@@ -84,6 +84,9 @@ struct cric_container_service {
 
 /* events.c: a lifecycle event to every GetContainerEvents feed. */
 void cric__ctr_event(struct ctr *c, Runtime__V1__ContainerEventType type);
+/* The sandbox module's event hook: the pod's own events, under its id. */
+struct cric_sandbox;
+void cric__pod_event(void *svc, const struct cric_sandbox *sb, int type);
 
 /* service.c */
 struct ctr *cric__ctr_find(struct cric_container_service *svc, const char *id, cric_error **err);

@@ -471,7 +471,8 @@ int cric_container_service_new(uv_loop_t *loop, const struct cric_container_opts
     if ((r = cric_shim_watch_scan(svc->watch, err)) < 0)
         goto fail;
     if (svc->sandboxes) {
-        struct cric_sandbox_container_hooks hooks = {hook_stop_all, hook_remove_all, svc};
+        struct cric_sandbox_container_hooks hooks = {
+            .stop_all = hook_stop_all, .remove_all = hook_remove_all, .event = cric__pod_event, .ctx = svc};
         cric_sandbox_set_container_hooks(svc->sandboxes, &hooks);
     }
     *out = svc;

@@ -84,6 +84,11 @@ struct cric_sandbox_container_hooks {
                      cric_sandbox_hook_done_fn done, void *cb_data);
     /** Removes every container of the pod, then calls done exactly once. */
     void (*remove_all)(void *ctx, const char *sandbox_id, cric_sandbox_hook_done_fn done, void *cb_data);
+    /** May be NULL.  A pod's lifecycle step for GetContainerEvents, as a
+     * Runtime__V1__ContainerEventType: CREATED and STARTED once it is ready,
+     * STOPPED when a Stop takes it out of ready, DELETED when it is removed
+     * (sb is still readable during the call). */
+    void (*event)(void *ctx, const struct cric_sandbox *sb, int type);
     void *ctx;
 };
 

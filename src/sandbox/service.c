@@ -1161,6 +1161,12 @@ static void on_behind_done(void *data, int rc, cric_error *e)
 
 /* Run: 0 local setup, 1 namespaces, 2 after pinns, 3 CNI ADD, 4 after ADD,
  * 10+ rollback (DEL, then local teardown). */
+static void sb_event(struct cric_sandbox_service *svc, const struct cric_sandbox *sb, int type)
+{
+    if (svc->have_hooks && svc->hooks.event && !svc->closing)
+        svc->hooks.event(svc->hooks.ctx, sb, type);
+}
+
 static void run_step(struct sb_op *op, struct cric_sandbox *sb)
 {
     struct cric_sandbox_service *svc = op->svc;
@@ -1226,6 +1232,8 @@ static void run_step(struct sb_op *op, struct cric_sandbox *sb)
                 op_fail(op, e);
                 continue;
             }
+            sb_event(svc, sb, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT);
+            sb_event(svc, sb, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT);
             {
                 /* Queued once the reply is out (waking a pool thread costs
                  * ~0.1 ms here); svc is held across op_finish. */
@@ -1278,9 +1286,12 @@ static void on_hook_done(void *cb_data, int rc, cric_error *err)
 
 /* Stop/remove: 0 stop containers, 1 remove containers (remove only), 2 CNI
  * DEL, 3 after DEL, 4 pause + state, 5 local teardown (remove only). */
-static struct cric_sandbox *sb_set_notready(struct cric_sandbox *sb)
+static struct cric_sandbox *sb_set_notready(struct cric_sandbox_service *svc, struct cric_sandbox *sb)
 {
+    bool was_ready = sb->state == CRIC_SANDBOX_READY;
     sb->state = CRIC_SANDBOX_NOTREADY;
+    if (was_ready)
+        sb_event(svc, sb, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
     return sb;
 }
 
@@ -1320,7 +1331,7 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
              * safe. */
             if (!sb->netns_path || !sb->priv->cni_conf_text || !sb->priv->network_attached)
                 continue;
-            if (!remove && sb__record_save_async(svc, sb_set_notready(sb), on_sync_done, op, NULL) == 0) {
+            if (!remove && sb__record_save_async(svc, sb_set_notready(svc, sb), on_sync_done, op, NULL) == 0) {
                 /* NOTREADY, still attached, is written on the thread pool
                  * while DEL runs: from then on a crash leaves a stopped pod
                  * whose Remove runs DEL again; the record that says DEL
@@ -1343,7 +1354,7 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
                 free(sb->pidns_path);
                 sb->pidns_path = NULL;
             }
-            sb_set_notready(sb);
+            sb_set_notready(svc, sb);
             if (!remove && op->saved_early) {
                 op_reply(op);
                 sb__record_save(svc, sb, NULL); /* a Remove would DEL again without it */
@@ -1359,6 +1370,7 @@ static void teardown_step(struct sb_op *op, struct cric_sandbox *sb)
             }
             continue;
         default:
+            sb_event(svc, sb, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
             list_del(svc, sb);
             teardown_background(svc, sb);
             op_finish(op, NULL);

@@ -99,6 +99,27 @@ def test_lifecycle_events():
     feeds[1].cancel()
 
 
+def test_pod_events():
+    """The pod's own steps arrive under its id, as containerd sends them."""
+    e = ENV
+    P = pb()
+    f = Feed(e.cl)
+    time.sleep(0.3)
+    pod, pcfg = e.run_pod("evpod")
+    got = [f.next_for(pod), f.next_for(pod)]
+    assert [g.container_event_type for g in got] == [P.CONTAINER_CREATED_EVENT, P.CONTAINER_STARTED_EVENT], got
+    assert got[1].pod_sandbox_status.state == P.SANDBOX_READY and got[1].pod_sandbox_status.id == pod
+    e.cl.runtime("StopPodSandbox", P.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+    ev = f.next_for(pod)
+    assert ev.container_event_type == P.CONTAINER_STOPPED_EVENT, ev
+    assert ev.pod_sandbox_status.state == P.SANDBOX_NOTREADY, ev.pod_sandbox_status
+    e.cl.runtime("StopPodSandbox", P.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=60)  # no second event
+    e.cl.runtime("RemovePodSandbox", P.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+    ev = f.next_for(pod)
+    assert ev.container_event_type == P.CONTAINER_DELETED_EVENT, ev
+    f.cancel()
+
+
 def test_sigterm_ends_feeds():
     e = ENV
     f = Feed(e.cl)
@@ -123,7 +144,7 @@ def main():
     ctrlib.need_env()
     with ctrlib.Env() as e:
         ENV = e
-        harness.run_tests([test_lifecycle_events, test_sigterm_ends_feeds])
+        harness.run_tests([test_lifecycle_events, test_pod_events, test_sigterm_ends_feeds])
 
 
 if __name__ == "__main__":
