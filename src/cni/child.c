@@ -1,16 +1,33 @@
 /* A child process on the loop: stdin fed from memory, stdout/stderr
- * collected, a timeout that kills the child's whole process group. */
+ * collected, a timeout that kills the child's whole process group.
+ *
+ * Started with posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK)) rather than
+ * uv_spawn: libuv 1.44 forks the whole daemon, which copies its page tables
+ * and leaves every page it touches afterwards to a copy-on-write fault; a
+ * pod runs several plugins, so that was a large part of cricd's own time per
+ * pod.  The exit is watched through a pidfd on the loop; libuv's SIGCHLD
+ * handler only reaps the pids of its own process handles, never these. */
+#define _GNU_SOURCE
 #include "config.h"
 #include "cni/cni.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
 
 struct cric_child {
     uv_loop_t *loop;
-    uv_process_t proc;
+    pid_t pid;
+    int pidfd;
+    uv_poll_t exit_watch;  /* the pidfd: readable once the child has exited */
     uv_pipe_t in, out, err;
     uv_timer_t timer;
     uv_write_t wreq;
@@ -47,6 +64,8 @@ static void on_close(uv_handle_t *h)
     free(c->res.out);
     free(c->res.err);
     free(c->input);
+    if (c->pidfd >= 0)
+        close(c->pidfd);
     free(c);
     active_children--;
 }
@@ -74,18 +93,19 @@ static void finish(cric_child *c)
     close_handle(c, (uv_handle_t *)&c->out);
     close_handle(c, (uv_handle_t *)&c->err);
     close_handle(c, (uv_handle_t *)&c->timer);
-    close_handle(c, (uv_handle_t *)&c->proc);
+    close_handle(c, (uv_handle_t *)&c->exit_watch);
 }
 
 static void kill_group(cric_child *c)
 {
     if (c->exited)
         return;
-    /* The child leads its own process group (UV_PROCESS_DETACHED): kill
-     * helpers it started too, so they cannot hold our pipes open. */
-    if (c->proc.pid > 0)
-        kill(-c->proc.pid, SIGKILL);
-    uv_process_kill(&c->proc, SIGKILL);
+    /* The child leads its own session and process group: kill helpers it
+     * started too, so they cannot hold our pipes open.  The pidfd names the
+     * child itself even if its pid were reused. */
+    if (c->pid > 0)
+        kill(-c->pid, SIGKILL);
+    syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
 }
 
 void cric_child_kill(cric_child *c)
@@ -111,12 +131,22 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
-static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+static void on_exit_cb(uv_poll_t *w, int status, int events)
 {
-    cric_child *c = p->data;
+    cric_child *c = w->data;
+    (void)status;
+    (void)events;
+    siginfo_t si = {0};
+    if (waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+        return; /* not yet (a spurious wake-up) */
+    uv_poll_stop(w);
     c->exited = true;
-    c->res.exit_status = status;
-    c->res.term_signal = sig;
+    if (si.si_code == CLD_EXITED) {
+        c->res.exit_status = si.si_status;
+    } else {
+        c->res.exit_status = 0;
+        c->res.term_signal = si.si_status;
+    }
     if (c->streams_open > 0) {
         uv_timer_stop(&c->timer);
         uv_timer_start(&c->timer, on_timer, 2000, 0);
@@ -175,6 +205,45 @@ static void write_cb(uv_write_t *w, int status)
     close_handle(c, (uv_handle_t *)&c->in);
 }
 
+/* posix_spawn with the child's stdin/stdout/stderr on the pipes, in a new
+ * session (its own process group), default signal dispositions (cricd
+ * ignores SIGPIPE, which exec would pass on) and an empty signal mask. */
+static int spawn(const struct cric_child_opts *opts, int fds[3][2], pid_t *pid, int *pidfd)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    int r = posix_spawn_file_actions_init(&fa);
+    if (r)
+        return -r;
+    if ((r = posix_spawnattr_init(&at))) {
+        posix_spawn_file_actions_destroy(&fa);
+        return -r;
+    }
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    if (!(r = posix_spawn_file_actions_adddup2(&fa, fds[0][0], 0)) &&
+        !(r = posix_spawn_file_actions_adddup2(&fa, fds[1][1], 1)) &&
+        !(r = posix_spawn_file_actions_adddup2(&fa, fds[2][1], 2)) &&
+        !(r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)) &&
+        !(r = posix_spawnattr_setsigdefault(&at, &all)) && !(r = posix_spawnattr_setsigmask(&at, &none)))
+        r = posix_spawn(pid, opts->file, &fa, &at, opts->argv, opts->env ? opts->env : environ);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r)
+        return -r;
+    int fd = (int)syscall(SYS_pidfd_open, *pid, 0);
+    if (fd < 0) {
+        r = -errno;
+        kill(*pid, SIGKILL);
+        waitpid(*pid, NULL, 0);
+        return r;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    *pidfd = fd;
+    return 0;
+}
+
 int cric_child_run(uv_loop_t *loop, const struct cric_child_opts *opts, cric_child_done_fn done, void *data,
                    cric_child **out, cric_error **err)
 {
@@ -200,42 +269,42 @@ int cric_child_run(uv_loop_t *loop, const struct cric_child_opts *opts, cric_chi
         free(c);
         return cric_error_sys(err, -ENOMEM, "run '%s'", opts->file);
     }
+    c->pidfd = -1;
+    int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+    int r = 0;
+    for (int i = 0; i < 3 && r == 0; i++)
+        if (pipe2(fds[i], O_CLOEXEC) < 0)
+            r = -errno;
+    c->start = uv_hrtime();
+    if (r == 0)
+        r = spawn(opts, fds, &c->pid, &c->pidfd);
+    spawn_ns += uv_hrtime() - c->start;
+    /* The child's ends, and ours on failure. */
+    for (int i = 0; i < 3; i++) {
+        if (fds[i][i == 0 ? 0 : 1] >= 0)
+            close(fds[i][i == 0 ? 0 : 1]);
+        if (r < 0 && fds[i][i == 0 ? 1 : 0] >= 0)
+            close(fds[i][i == 0 ? 1 : 0]);
+    }
+    if (r < 0) {
+        free(c->res.out);
+        free(c->res.err);
+        free(c->input);
+        free(c);
+        return cric_error_new(err, r, "run '%s': %s", opts->file, strerror(-r));
+    }
     uv_pipe_init(loop, &c->in, 0);
     uv_pipe_init(loop, &c->out, 0);
     uv_pipe_init(loop, &c->err, 0);
     uv_timer_init(loop, &c->timer);
-    c->in.data = c->out.data = c->err.data = c->timer.data = c->proc.data = c;
+    uv_poll_init(loop, &c->exit_watch, c->pidfd);
+    c->in.data = c->out.data = c->err.data = c->timer.data = c->exit_watch.data = c;
     c->open_handles = 4;
     active_children++;
-
-    uv_stdio_container_t stdio[3] = {
-        { .flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&c->in },
-        { .flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&c->out },
-        { .flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&c->err },
-    };
-    uv_process_options_t po = {
-        .exit_cb = on_exit_cb,
-        .file = opts->file,
-        .args = opts->argv,
-        .env = opts->env,
-        .flags = UV_PROCESS_DETACHED,
-        .stdio_count = 3,
-        .stdio = stdio,
-    };
-    c->start = uv_hrtime();
-    int r = uv_spawn(loop, &c->proc, &po);
-    spawn_ns += uv_hrtime() - c->start;
-    if (r < 0) {
-        /* The process handle was initialised by uv_spawn and must be closed too. */
-        c->open_handles++;
-        c->done_called = true;
-        close_handle(c, (uv_handle_t *)&c->proc);
-        close_handle(c, (uv_handle_t *)&c->in);
-        close_handle(c, (uv_handle_t *)&c->out);
-        close_handle(c, (uv_handle_t *)&c->err);
-        close_handle(c, (uv_handle_t *)&c->timer);
-        return cric_error_new(err, r, "run '%s': %s", opts->file, uv_strerror(r));
-    }
+    uv_pipe_open(&c->in, fds[0][1]);
+    uv_pipe_open(&c->out, fds[1][0]);
+    uv_pipe_open(&c->err, fds[2][0]);
+    uv_poll_start(&c->exit_watch, UV_READABLE, on_exit_cb);
     c->open_handles++;
     c->streams_open = 2;
     uv_read_start((uv_stream_t *)&c->out, alloc_cb, read_cb);

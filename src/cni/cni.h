@@ -105,9 +105,9 @@ int cric_child_run(uv_loop_t *loop, const struct cric_child_opts *opts, cric_chi
                    cric_child **out, cric_error **err);
 /** Kills the child (SIGKILL); done still runs once it has exited. */
 void cric_child_kill(cric_child *c);
-/** Total time spent inside uv_spawn since start (ns): libuv 1.44 forks the
- * whole daemon and blocks the loop until the child has exec'ed, so this is
- * loop time that the child's elapsed_ns includes. */
+/** Total time spent starting children since start (ns): posix_spawn blocks
+ * the loop until the child has exec'ed, so this is loop time that the
+ * child's elapsed_ns includes. */
 uint64_t cric_child_spawn_ns(void);
 /** Number of children still running or closing (for orderly shutdown). */
 unsigned cric_child_active(void);
