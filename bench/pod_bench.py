@@ -108,7 +108,7 @@ def bench_cricd():
             if m and m.group(1) in server:
                 server[m.group(1)].append(float(m.group(2)))
             m = re.search(r"(?:/runtime.v1.RuntimeService/)?(\w+PodSandbox) \w+: ([\d.]+) ms in child processes"
-                          r"(?: \(([\d.]+) ms in uv_spawn\))?", line)
+                          r"(?: \(([\d.]+) ms (?:in uv_spawn|spawning)\))?", line)
             if m and m.group(1) in child:
                 child[m.group(1)].append(float(m.group(2)))
                 if m.group(3):
@@ -125,7 +125,7 @@ def bench_cricd():
                   % (k, pct(server[k], 50), pct(child[k], 50),
                      100.0 * sum(child[k]) / max(sum(server[k]), 1e-9), pct(own, 50), pct(own, 90)))
         if spawn[k]:
-            print("cricd      %-17s of the child time, inside uv_spawn (fork of cricd, wait for exec): "
+            print("cricd      %-17s of the child time, starting children (until exec): "
                   "p50 %6.3f ms p90 %6.3f ms" % (k, pct(spawn[k], 50), pct(spawn[k], 90)))
     print("cricd      CPU time of the cricd process (loop, thread pool, forks; not its children): "
           "%.2f ms per pod (Run+Stop+Remove)" % (cpu / N))

@@ -99,7 +99,7 @@ typedef struct cric_child cric_child;
  * could not be started or its output overflowed; err is then set. */
 typedef void (*cric_child_done_fn)(void *data, int rc, const struct cric_child_result *res, const cric_error *err);
 
-/** Runs a child via uv_spawn collecting stdout and stderr.  Returns < 0 at
+/** Runs a child (posix_spawn, exit watched by pidfd) collecting stdout and stderr.  Returns < 0 at
  * once when spawning fails (done is then not called). */
 int cric_child_run(uv_loop_t *loop, const struct cric_child_opts *opts, cric_child_done_fn done, void *data,
                    cric_child **out, cric_error **err);

@@ -45,7 +45,7 @@ static void on_run_done(void *data, int rc, const cric_error *err, const char *i
         return;
     }
     LOG_INFO("pod sandbox %s ready", id);
-    LOG_DEBUG("RunPodSandbox %s: %.3f ms in child processes (%.3f ms in uv_spawn)", id,
+    LOG_DEBUG("RunPodSandbox %s: %.3f ms in child processes (%.3f ms spawning)", id,
               cric_sandbox_last_child_ns(d->sandboxes) / 1e6, cric_sandbox_last_spawn_ns(d->sandboxes) / 1e6);
     Runtime__V1__RunPodSandboxResponse resp = RUNTIME__V1__RUN_POD_SANDBOX_RESPONSE__INIT;
     resp.pod_sandbox_id = (char *)id;
@@ -80,7 +80,7 @@ static void on_simple_done(void *data, int rc, const cric_error *err, const char
     cric_call *call = p->call;
     cricd *d = p->d;
     free(p);
-    LOG_DEBUG("%s %s: %.3f ms in child processes (%.3f ms in uv_spawn)", cric_call_method(call), id,
+    LOG_DEBUG("%s %s: %.3f ms in child processes (%.3f ms spawning)", cric_call_method(call), id,
               cric_sandbox_last_child_ns(d->sandboxes) / 1e6, cric_sandbox_last_spawn_ns(d->sandboxes) / 1e6);
     if (rc < 0) {
         LOG_WARN("%s %s failed: %s", cric_call_method(call), id, err ? err->msg : "?");

@@ -146,7 +146,7 @@ void cric_sandbox_remove(struct cric_sandbox_service *svc, const char *id, cric_
 /** Time the operation whose done callback is running spent inside child
  * processes (cric-pinns, CNI plugins), in ns; for logs and benchmarks. */
 uint64_t cric_sandbox_last_child_ns(const struct cric_sandbox_service *svc);
-/** Of that, the time inside uv_spawn (fork of cricd + wait for exec; the
+/** Of that, the time spent starting children (posix_spawn until exec; the
  * loop is blocked meanwhile) when ops did not overlap. */
 uint64_t cric_sandbox_last_spawn_ns(const struct cric_sandbox_service *svc);
 

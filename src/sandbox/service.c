@@ -250,8 +250,8 @@ static void op_enqueue(struct cric_sandbox *sb, struct sb_op *op);
 
 /* ---------------------------------------------------------------- CNI CHECK */
 
-/* At most this many pods are checked at once: every plugin run forks
- * cricd (uv_spawn) and blocks the loop for that long. */
+/* At most this many pods are checked at once: every plugin start blocks
+ * the loop until it has exec'ed. */
 #define CHECK_CONCURRENCY 2
 /* Checks start this long after start-up, once the socket serves. */
 #define CHECK_DELAY_MS 100
