@@ -1,6 +1,7 @@
 /* cricd.conf parsing: defaults, the shipped file, bad files, flags. */
 #include <config.h>
 #include <check.h>
+#include "check_run.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,9 +231,5 @@ int main(void)
     tcase_add_test(tc, flags_override);
     tcase_add_test(tc, diff_and_copy);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return cric_check_run(s, false);
 }

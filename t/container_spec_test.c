@@ -1,6 +1,7 @@
 /* OCI spec generation: every rule checked on the parsed config.json. */
 #define _GNU_SOURCE
 #include <check.h>
+#include "check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -635,10 +636,5 @@ int main(void)
     tcase_add_test(tc, test_resources);
     tcase_add_test(tc, test_stop_signal_sysctl_devices);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return cric_check_run(s, true);
 }

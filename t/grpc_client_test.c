@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <check.h>
+#include "check_run.h"
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -243,11 +244,6 @@ int main(void)
     tcase_add_test(tc, streaming);
     tcase_add_test(tc, errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
     atexit(kill_server);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return cric_check_run(s, true);
 }

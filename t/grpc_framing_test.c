@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <check.h>
+#include "check_run.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,9 +209,5 @@ int main(void)
     tcase_add_test(tc, timeout);
     tcase_add_test(tc, status);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return cric_check_run(s, false);
 }

@@ -1,6 +1,7 @@
 /* protobuf-c <-> JSON: crictl-style config files in, protojson out. */
 #include <config.h>
 #include <check.h>
+#include "check_run.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,9 +218,5 @@ int main(void)
     tcase_add_test(tc, tidy_empty_containers);
     tcase_add_test(tc, bad_input);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return cric_check_run(s, false);
 }

@@ -1,5 +1,6 @@
 /* Unit tests of cric-shim's CRI log writer (shim/logw.c compiled in). */
 #include <check.h>
+#include "check_run.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,9 +295,5 @@ int main(void)
     tcase_add_test(tc, reopen_after_rename);
     tcase_add_test(tc, slow_line_becomes_partial);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return cric_check_run(s, false);
 }

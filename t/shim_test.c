@@ -2,6 +2,7 @@
  * states, the exits-dir watcher, runtime error text, control errors. */
 #include "config.h"
 #include <check.h>
+#include "check_run.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,9 +236,5 @@ int main(void)
     tcase_add_test(tc, control_without_shim);
     tcase_add_test(tc, runtime_run_captures);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return cric_check_run(s, false);
 }

@@ -1,5 +1,6 @@
 #include "config.h"
 #include <check.h>
+#include "check_run.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,9 +118,5 @@ int main(void)
     tcase_add_test(tc, atomic_write_and_read);
     tcase_add_test(tc, replace_and_fsync_async);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return cric_check_run(s, false);
 }

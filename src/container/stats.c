@@ -73,6 +73,21 @@ static void job_free(struct st_job *j)
     free(j);
 }
 
+/* The job's callback with an error made of code and what. */
+static void job_fail(struct st_job *j, int code, const char *what)
+{
+    cric_error *e = NULL;
+    if (code == -ECANCELED)
+        cric_error_new(&e, code, "%s: cricd is shutting down", what);
+    else
+        cric_error_sys(&e, code, "%s", what);
+    if (j->pods)
+        j->pod_done(j->data, e->code, e, NULL);
+    else
+        j->ctr_done(j->data, e->code, e, NULL);
+    cric_error_free(e);
+}
+
 /* ------------------------------------------------------------ on the loop */
 
 static bool prefix_ok(const char *have, const char *want)
@@ -124,13 +139,7 @@ static void job_go(struct st_job *j)
     int r = uv_queue_work(j->svc->loop, &j->w, work_run, work_done);
     if (r < 0) {
         cric__svc_release(j->svc);
-        cric_error *e = NULL;
-        cric_error_sys(&e, r, "stats");
-        if (j->pods)
-            j->pod_done(j->data, e->code, e, NULL);
-        else
-            j->ctr_done(j->data, e->code, e, NULL);
-        cric_error_free(e);
+        job_fail(j, r, "stats");
         job_free(j);
     }
 }
@@ -445,10 +454,7 @@ static void reply_ctrs(struct st_job *j, struct arena *a)
             resp.stats[resp.n_stats++] = x;
     }
     if (a->failed) {
-        cric_error *e = NULL;
-        cric_error_sys(&e, -ENOMEM, "container stats");
-        j->ctr_done(j->data, e->code, e, NULL);
-        cric_error_free(e);
+        job_fail(j, -ENOMEM, "container stats");
         return;
     }
     j->ctr_done(j->data, 0, NULL, &resp);
@@ -575,10 +581,7 @@ static void reply_pods(struct st_job *j, struct arena *a)
             resp.stats[resp.n_stats++] = x;
     }
     if (a->failed) {
-        cric_error *e = NULL;
-        cric_error_sys(&e, -ENOMEM, "pod sandbox stats");
-        j->pod_done(j->data, e->code, e, NULL);
-        cric_error_free(e);
+        job_fail(j, -ENOMEM, "pod sandbox stats");
         return;
     }
     j->pod_done(j->data, 0, NULL, &resp);
@@ -590,13 +593,7 @@ static void work_done(uv_work_t *w, int status)
     struct cric_container_service *svc = j->svc;
     struct arena a = {0};
     if (status < 0 || svc->closing) {
-        cric_error *e = NULL;
-        cric_error_new(&e, status < 0 ? status : -ECANCELED, "stats: cricd is shutting down");
-        if (j->pods)
-            j->pod_done(j->data, e->code, e, NULL);
-        else
-            j->ctr_done(j->data, e->code, e, NULL);
-        cric_error_free(e);
+        job_fail(j, status < 0 ? status : -ECANCELED, "stats");
     } else if (j->pods) {
         reply_pods(j, &a);
     } else {

@@ -106,7 +106,44 @@ static void pct_str(double p, char *out, size_t n)
         snprintf(out, n, "%.2f", p);
 }
 
-static int list_ctr(struct cricctl *ctl, const struct stats_opts *o, Runtime__V1__ListContainerStatsResponse **out)
+typedef int (*list_fn)(struct cricctl *ctl, const struct stats_opts *o, ProtobufCMessage **out);
+
+/* -o json|yaml: one reading, printed here (*printed).  The table: two
+ * readings -s seconds apart (*first is NULL with -s 0).  0 or exit code. */
+static int readings(struct cricctl *ctl, const struct stats_opts *o, list_fn list, ProtobufCMessage **first,
+                    ProtobufCMessage **last, bool *printed)
+{
+    *first = *last = NULL;
+    *printed = false;
+    int r = list(ctl, o, last);
+    if (r)
+        return r;
+    if (ctl->output != CRICCTL_OUT_TABLE) {
+        *printed = true;
+        r = cricctl_print_message(ctl, *last);
+        protobuf_c_message_free_unpacked(*last, NULL);
+        return r;
+    }
+    if (o->seconds) {
+        *first = *last;
+        *last = NULL;
+        sleep(o->seconds);
+        if ((r = list(ctl, o, last))) {
+            protobuf_c_message_free_unpacked(*first, NULL);
+            return r;
+        }
+    }
+    return 0;
+}
+
+static void free_readings(ProtobufCMessage *first, ProtobufCMessage *last)
+{
+    if (first)
+        protobuf_c_message_free_unpacked(first, NULL);
+    protobuf_c_message_free_unpacked(last, NULL);
+}
+
+static int list_ctr(struct cricctl *ctl, const struct stats_opts *o, ProtobufCMessage **out)
 {
     Runtime__V1__ListContainerStatsRequest req = RUNTIME__V1__LIST_CONTAINER_STATS_REQUEST__INIT;
     Runtime__V1__ContainerStatsFilter f = RUNTIME__V1__CONTAINER_STATS_FILTER__INIT;
@@ -124,7 +161,7 @@ static int list_ctr(struct cricctl *ctl, const struct stats_opts *o, Runtime__V1
     f.label_selector = entp;
     req.filter = &f;
     return cricctl_call(ctl, "RuntimeService", "ListContainerStats", &req.base,
-                        &runtime__v1__list_container_stats_response__descriptor, (ProtobufCMessage **)out);
+                        &runtime__v1__list_container_stats_response__descriptor, out);
 }
 
 static const Runtime__V1__ContainerStats *find_ctr(const Runtime__V1__ListContainerStatsResponse *r, const char *id)
@@ -141,23 +178,11 @@ int cricctl_cmd_stats(struct cricctl *ctl, int argc, char **argv)
     int r = parse(ctl, argc, argv, false, &o);
     if (r)
         return r;
-    Runtime__V1__ListContainerStatsResponse *first = NULL, *resp = NULL;
-    if ((r = list_ctr(ctl, &o, &resp)))
+    ProtobufCMessage *m0, *m1;
+    bool printed;
+    if ((r = readings(ctl, &o, list_ctr, &m0, &m1, &printed)) || printed)
         return r;
-    if (ctl->output != CRICCTL_OUT_TABLE) {
-        r = cricctl_print_message(ctl, &resp->base);
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
-        return r;
-    }
-    if (o.seconds) {
-        first = resp;
-        resp = NULL;
-        sleep(o.seconds);
-        if ((r = list_ctr(ctl, &o, &resp))) {
-            protobuf_c_message_free_unpacked(&first->base, NULL);
-            return r;
-        }
-    }
+    const Runtime__V1__ListContainerStatsResponse *first = (const void *)m0, *resp = (const void *)m1;
     printf("%-13s  %-20s  %-8s  %-10s  %-10s  %s\n", "CONTAINER", "NAME", "CPU %", "MEM", "DISK", "INODES");
     for (size_t i = 0; i < resp->n_stats; i++) {
         const Runtime__V1__ContainerStats *s = resp->stats[i];
@@ -177,13 +202,11 @@ int cricctl_cmd_stats(struct cricctl *ctl, int argc, char **argv)
                s->attributes && s->attributes->metadata ? s->attributes->metadata->name : "", cpu, mem, disk,
                s->writable_layer ? val(s->writable_layer->inodes_used) : 0);
     }
-    if (first)
-        protobuf_c_message_free_unpacked(&first->base, NULL);
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    free_readings(m0, m1);
     return 0;
 }
 
-static int list_pod(struct cricctl *ctl, const struct stats_opts *o, Runtime__V1__ListPodSandboxStatsResponse **out)
+static int list_pod(struct cricctl *ctl, const struct stats_opts *o, ProtobufCMessage **out)
 {
     Runtime__V1__ListPodSandboxStatsRequest req = RUNTIME__V1__LIST_POD_SANDBOX_STATS_REQUEST__INIT;
     Runtime__V1__PodSandboxStatsFilter f = RUNTIME__V1__POD_SANDBOX_STATS_FILTER__INIT;
@@ -200,7 +223,7 @@ static int list_pod(struct cricctl *ctl, const struct stats_opts *o, Runtime__V1
     f.label_selector = entp;
     req.filter = &f;
     return cricctl_call(ctl, "RuntimeService", "ListPodSandboxStats", &req.base,
-                        &runtime__v1__list_pod_sandbox_stats_response__descriptor, (ProtobufCMessage **)out);
+                        &runtime__v1__list_pod_sandbox_stats_response__descriptor, out);
 }
 
 static const Runtime__V1__PodSandboxStats *find_pod(const Runtime__V1__ListPodSandboxStatsResponse *r,
@@ -218,23 +241,11 @@ int cricctl_cmd_statsp(struct cricctl *ctl, int argc, char **argv)
     int r = parse(ctl, argc, argv, true, &o);
     if (r)
         return r;
-    Runtime__V1__ListPodSandboxStatsResponse *first = NULL, *resp = NULL;
-    if ((r = list_pod(ctl, &o, &resp)))
+    ProtobufCMessage *m0, *m1;
+    bool printed;
+    if ((r = readings(ctl, &o, list_pod, &m0, &m1, &printed)) || printed)
         return r;
-    if (ctl->output != CRICCTL_OUT_TABLE) {
-        r = cricctl_print_message(ctl, &resp->base);
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
-        return r;
-    }
-    if (o.seconds) {
-        first = resp;
-        resp = NULL;
-        sleep(o.seconds);
-        if ((r = list_pod(ctl, &o, &resp))) {
-            protobuf_c_message_free_unpacked(&first->base, NULL);
-            return r;
-        }
-    }
+    const Runtime__V1__ListPodSandboxStatsResponse *first = (const void *)m0, *resp = (const void *)m1;
     printf("%-13s  %-30s  %-8s  %-10s  %-5s  %s\n", "POD", "NAME", "CPU %", "MEM", "PROCS", "NET RX/TX");
     for (size_t i = 0; i < resp->n_stats; i++) {
         const Runtime__V1__PodSandboxStats *s = resp->stats[i];
@@ -257,8 +268,6 @@ int cricctl_cmd_statsp(struct cricctl *ctl, int argc, char **argv)
         printf("%-13.13s  %-30s  %-8s  %-10s  %-5s  %s\n", s->attributes ? s->attributes->id : "",
                s->attributes && s->attributes->metadata ? s->attributes->metadata->name : "", cpu, mem, procs, net);
     }
-    if (first)
-        protobuf_c_message_free_unpacked(&first->base, NULL);
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    free_readings(m0, m1);
     return 0;
 }
