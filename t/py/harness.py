@@ -25,10 +25,15 @@ def pb2():
     """The CRI v1 messages, compiled from proto/api.proto with protoc at test time."""
     global _pb2
     if _pb2 is None:
-        out = tempfile.mkdtemp(prefix="cric-pb2-")
-        atexit.register(shutil.rmtree, out, True)
-        subprocess.run(["protoc", "-I", os.path.join(SRCDIR, "proto"), "--python_out", out,
-                        os.path.join(SRCDIR, "proto", "api.proto")], check=True)
+        # A child process of a test reuses its parent's module (CRIC_PB2_DIR):
+        # a child that is killed would not remove a directory of its own.
+        out = os.environ.get("CRIC_PB2_DIR")
+        if not out:
+            out = tempfile.mkdtemp(prefix="cric-pb2-")
+            atexit.register(shutil.rmtree, out, True)
+            subprocess.run(["protoc", "-I", os.path.join(SRCDIR, "proto"), "--python_out", out,
+                            os.path.join(SRCDIR, "proto", "api.proto")], check=True)
+            os.environ["CRIC_PB2_DIR"] = out
         sys.path.insert(0, out)
         _pb2 = importlib.import_module("api_pb2")
     return _pb2
