@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/inotify.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -427,6 +428,25 @@ static int serve(struct shim *s)
     return 0;
 }
 
+/* Drains the inotify events of the state dir: true if the start socket was
+ * deleted or the dir itself went away or moved. */
+static bool start_sock_gone(int ifd)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool gone = false;
+    ssize_t n;
+    while ((n = read(ifd, buf, sizeof(buf))) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) ||
+                ((ev->mask & IN_DELETE) && ev->len && strcmp(ev->name, CRIC_SHIM_START_SOCK) == 0))
+                gone = true;
+            p += sizeof(*ev) + ev->len;
+        }
+    }
+    return gone;
+}
+
 /* --wait: the pid and log files are in place; listens on <state>/start,
  * reports "ready <shim pid>" and closes the sync fd, then waits for one
  * connection there (cricd's StartContainer), which becomes the sync fd of
@@ -444,14 +464,32 @@ static int wait_for_start(struct shim *s, int sync_fd)
         sync_report(sync_fd, "error start socket '%s': %s", path, strerror(errno));
         return -1;
     }
+    /* The container may be removed while we wait, even before cricd knew
+     * of us (cricd killed mid-launch, its directory then cleaned up at
+     * restart): the start socket deleted by anyone else, or the state dir
+     * moved, ends the wait.  (The dir's own IN_DELETE_SELF would come only
+     * after our socket, which pins it, is closed.) */
+    int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (ifd >= 0 && inotify_add_watch(ifd, s->a.state_dir, IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
+        if (errno == ENOENT) {
+            close(ifd);
+            close(lfd);
+            sync_report(sync_fd, "error state dir '%s' is gone", s->a.state_dir);
+            return -1;
+        }
+        close(ifd);
+        ifd = -1;
+    }
     sync_report(sync_fd, "ready %d\n", (int)getpid());
     if (sync_fd >= 0)
         close(sync_fd);
     int conn = -1;
     while (conn < 0) {
-        struct pollfd pf[2] = {{lfd, POLLIN, 0}, {s->sigfd, POLLIN, 0}};
-        if (poll(pf, 2, -1) < 0 && errno != EINTR)
+        struct pollfd pf[3] = {{lfd, POLLIN, 0}, {s->sigfd, POLLIN, 0}, {ifd, POLLIN, 0}};
+        if (poll(pf, 3, -1) < 0 && errno != EINTR)
             break;
+        if ((pf[2].revents & POLLIN) && start_sock_gone(ifd))
+            break; /* removed: nothing will ever start us */
         struct signalfd_siginfo si;
         bool term = false;
         while (read(s->sigfd, &si, sizeof(si)) == sizeof(si))
@@ -462,6 +500,8 @@ static int wait_for_start(struct shim *s, int sync_fd)
             conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     }
     /* One start only: a second connection finds no socket. */
+    if (ifd >= 0)
+        close(ifd);
     close(lfd);
     unlink(path);
     return conn;

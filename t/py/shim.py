@@ -339,6 +339,14 @@ def test_wait_mode():
     while os.path.exists(os.path.join(e.state("waitterm"), "start")):
         assert time.time() < deadline, "waiting shim ignored SIGTERM"
         time.sleep(0.02)
+    # Its container removed (state dir deleted) while it waits, even with
+    # no cricd to tell it: the waiting shim ends on its own.
+    pid = e.launch("waitgone", ["true"], extra=("--wait",))
+    shutil.rmtree(e.state("waitgone"))
+    deadline = time.time() + 10
+    while os.path.exists("/proc/%d" % pid) and not open("/proc/%d/stat" % pid).read().split(") ")[1].startswith("Z"):
+        assert time.time() < deadline, "waiting shim outlived its state dir"
+        time.sleep(0.02)
 
 
 def test_start_mode_error():
