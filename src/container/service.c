@@ -181,6 +181,12 @@ static void gki(yajl_gen g, const char *k, long long v)
     yajl_gen_integer(g, v);
 }
 
+static void gkb(yajl_gen g, const char *k, bool v)
+{
+    GS(g, k);
+    yajl_gen_bool(g, v);
+}
+
 int cric__ctr_save(struct ctr *c, cric_error **err)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
@@ -195,8 +201,7 @@ int cric__ctr_save(struct ctr *c, cric_error **err)
     gki(g, "started_at", c->started_at);
     gki(g, "finished_at", c->finished_at);
     gki(g, "exit_code", c->exit_code);
-    GS(g, "oom_killed");
-    yajl_gen_bool(g, c->oom);
+    gkb(g, "oom_killed", c->oom);
     gkv(g, "reason", c->reason);
     gkv(g, "message", c->message);
     gkv(g, "image", c->image_name);
@@ -205,8 +210,7 @@ int cric__ctr_save(struct ctr *c, cric_error **err)
     gkv(g, "runtime_handler", c->handler);
     gkv(g, "runtime", c->runtime);
     gkv(g, "runtime_root", c->runtime_root);
-    GS(g, "systemd_cgroup");
-    yajl_gen_bool(g, c->systemd_cgroup);
+    gkb(g, "systemd_cgroup", c->systemd_cgroup);
     gkv(g, "log_path", c->log_path);
     gki(g, "pid", c->pid);
     gki(g, "stop_signal", c->stop_signal);
@@ -242,6 +246,12 @@ static long long jint(yajl_val v, const char *k)
     return s && YAJL_IS_INTEGER(s) ? YAJL_GET_INTEGER(s) : 0;
 }
 
+static bool jbool(yajl_val v, const char *k)
+{
+    const char *p[] = {k, NULL};
+    return yajl_tree_get(v, p, yajl_t_true) != NULL;
+}
+
 /* Loads <ctr_dir>/<name>; a directory without a readable record is the
  * leftover of a create that died before its first write: removed. */
 static int load_one(struct cric_container_service *svc, const char *name, struct ctr **out, cric_error **err)
@@ -273,9 +283,7 @@ static int load_one(struct cric_container_service *svc, const char *name, struct
     c->started_at = jint(v, "started_at");
     c->finished_at = jint(v, "finished_at");
     c->exit_code = (int)jint(v, "exit_code");
-    const char *po[] = {"oom_killed", NULL};
-    yajl_val oom = yajl_tree_get(v, po, yajl_t_true);
-    c->oom = oom != NULL;
+    c->oom = jbool(v, "oom_killed");
     c->reason = jstr(v, "reason");
     c->message = jstr(v, "message");
     c->image_name = jstr(v, "image");
@@ -284,8 +292,7 @@ static int load_one(struct cric_container_service *svc, const char *name, struct
     c->handler = jstr(v, "runtime_handler");
     c->runtime = jstr(v, "runtime");
     c->runtime_root = jstr(v, "runtime_root");
-    const char *psd[] = {"systemd_cgroup", NULL};
-    c->systemd_cgroup = yajl_tree_get(v, psd, yajl_t_true) != NULL;
+    c->systemd_cgroup = jbool(v, "systemd_cgroup");
     c->log_path = jstr(v, "log_path");
     c->pid = (int)jint(v, "pid");
     c->stop_signal = (int)jint(v, "stop_signal");

@@ -73,18 +73,20 @@ static void job_free(struct st_job *j)
     free(j);
 }
 
-/* The job's callback with an error made of code and what. */
-static void job_fail(struct st_job *j, int code, const char *what)
+/* The job's callback with err, else an error made of code and what. */
+static void job_fail(struct st_job *j, int code, const cric_error *err, const char *what)
 {
     cric_error *e = NULL;
-    if (code == -ECANCELED)
+    if (err)
+        code = err->code;
+    else if (code == -ECANCELED)
         cric_error_new(&e, code, "%s: cricd is shutting down", what);
     else
         cric_error_sys(&e, code, "%s", what);
     if (j->pods)
-        j->pod_done(j->data, e->code, e, NULL);
+        j->pod_done(j->data, code, err ? err : e, NULL);
     else
-        j->ctr_done(j->data, e->code, e, NULL);
+        j->ctr_done(j->data, code, err ? err : e, NULL);
     cric_error_free(e);
 }
 
@@ -139,7 +141,7 @@ static void job_go(struct st_job *j)
     int r = uv_queue_work(j->svc->loop, &j->w, work_run, work_done);
     if (r < 0) {
         cric__svc_release(j->svc);
-        job_fail(j, r, "stats");
+        job_fail(j, r, NULL, "stats");
         job_free(j);
     }
 }
@@ -149,9 +151,11 @@ void cric_container_stats(struct cric_container_service *svc, const char *id,
 {
     cric_error *err = NULL;
     struct st_job *j = calloc(1, sizeof(*j));
-    int r = -ENOMEM;
-    if (!j)
-        goto fail;
+    int r = 0;
+    if (!j) {
+        done(data, -ENOMEM, &(cric_error){.code = -ENOMEM, .msg = "container stats: out of memory"}, NULL);
+        return;
+    }
     j->svc = svc;
     j->ctr_done = done;
     j->data = data;
@@ -178,12 +182,9 @@ void cric_container_stats(struct cric_container_service *svc, const char *id,
     job_go(j);
     return;
 fail:
-    if (!err)
-        cric_error_sys(&err, r, "container stats");
-    done(data, err->code, err, NULL);
+    job_fail(j, r, err, "container stats");
     cric_error_free(err);
-    if (j)
-        job_free(j);
+    job_free(j);
 }
 
 static const char *label_of(const Runtime__V1__PodSandboxConfig *cfg, const char *key)
@@ -257,9 +258,11 @@ void cric_container_pod_stats(struct cric_container_service *svc, const char *id
 {
     cric_error *err = NULL;
     struct st_job *j = calloc(1, sizeof(*j));
-    int r = -ENOMEM;
-    if (!j)
-        goto fail;
+    int r = 0;
+    if (!j) {
+        done(data, -ENOMEM, &(cric_error){.code = -ENOMEM, .msg = "pod sandbox stats: out of memory"}, NULL);
+        return;
+    }
     j->svc = svc;
     j->pods = true;
     j->pod_done = done;
@@ -281,12 +284,9 @@ void cric_container_pod_stats(struct cric_container_service *svc, const char *id
     job_go(j);
     return;
 fail:
-    if (!err)
-        cric_error_sys(&err, r, "pod sandbox stats");
-    done(data, err->code, err, NULL);
+    job_fail(j, r, err, "pod sandbox stats");
     cric_error_free(err);
-    if (j)
-        job_free(j);
+    job_free(j);
 }
 
 /* ----------------------------------------------------- on the thread pool */
@@ -454,7 +454,7 @@ static void reply_ctrs(struct st_job *j, struct arena *a)
             resp.stats[resp.n_stats++] = x;
     }
     if (a->failed) {
-        job_fail(j, -ENOMEM, "container stats");
+        job_fail(j, -ENOMEM, NULL, "container stats");
         return;
     }
     j->ctr_done(j->data, 0, NULL, &resp);
@@ -581,7 +581,7 @@ static void reply_pods(struct st_job *j, struct arena *a)
             resp.stats[resp.n_stats++] = x;
     }
     if (a->failed) {
-        job_fail(j, -ENOMEM, "pod sandbox stats");
+        job_fail(j, -ENOMEM, NULL, "pod sandbox stats");
         return;
     }
     j->pod_done(j->data, 0, NULL, &resp);
@@ -593,7 +593,7 @@ static void work_done(uv_work_t *w, int status)
     struct cric_container_service *svc = j->svc;
     struct arena a = {0};
     if (status < 0 || svc->closing) {
-        job_fail(j, status < 0 ? status : -ECANCELED, "stats");
+        job_fail(j, status < 0 ? status : -ECANCELED, NULL, "stats");
     } else if (j->pods) {
         reply_pods(j, &a);
     } else {
