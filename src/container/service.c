@@ -18,6 +18,7 @@
 #include "sandbox/sandbox.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/yj.h"
 #include "util/fsync_async.h"
 
 #define GS(g, s) yajl_gen_string((g), (const unsigned char *)(s), strlen(s))
@@ -169,53 +170,35 @@ static const char *state_name(enum ctr_state s)
     }
 }
 
-static void gkv(yajl_gen g, const char *k, const char *v)
-{
-    GS(g, k);
-    GS(g, v ? v : "");
-}
-
-static void gki(yajl_gen g, const char *k, long long v)
-{
-    GS(g, k);
-    yajl_gen_integer(g, v);
-}
-
-static void gkb(yajl_gen g, const char *k, bool v)
-{
-    GS(g, k);
-    yajl_gen_bool(g, v);
-}
-
 int cric__ctr_save(struct ctr *c, cric_error **err)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!g)
         return cric_error_sys(err, -ENOMEM, "container record");
     yajl_gen_map_open(g);
-    gki(g, "version", 1);
-    gkv(g, "id", c->id);
-    gkv(g, "sandbox_id", c->sandbox_id);
-    gkv(g, "state", state_name(c->state));
-    gki(g, "created_at", c->created_at);
-    gki(g, "started_at", c->started_at);
-    gki(g, "finished_at", c->finished_at);
-    gki(g, "exit_code", c->exit_code);
-    gkb(g, "oom_killed", c->oom);
-    gkv(g, "reason", c->reason);
-    gkv(g, "message", c->message);
-    gkv(g, "image", c->image_name);
-    gkv(g, "image_id", c->image_id);
-    gkv(g, "image_ref", c->image_ref);
-    gkv(g, "runtime_handler", c->handler);
-    gkv(g, "runtime", c->runtime);
-    gkv(g, "runtime_root", c->runtime_root);
-    gkb(g, "systemd_cgroup", c->systemd_cgroup);
-    gkv(g, "log_path", c->log_path);
-    gki(g, "pid", c->pid);
-    gki(g, "stop_signal", c->stop_signal);
-    gki(g, "uid", c->uid);
-    gki(g, "gid", c->gid);
+    cric_yj_kv_int(g, "version", 1);
+    cric_yj_kv_str(g, "id", c->id);
+    cric_yj_kv_str(g, "sandbox_id", c->sandbox_id);
+    cric_yj_kv_str(g, "state", state_name(c->state));
+    cric_yj_kv_int(g, "created_at", c->created_at);
+    cric_yj_kv_int(g, "started_at", c->started_at);
+    cric_yj_kv_int(g, "finished_at", c->finished_at);
+    cric_yj_kv_int(g, "exit_code", c->exit_code);
+    cric_yj_kv_bool(g, "oom_killed", c->oom);
+    cric_yj_kv_str(g, "reason", c->reason);
+    cric_yj_kv_str(g, "message", c->message);
+    cric_yj_kv_str(g, "image", c->image_name);
+    cric_yj_kv_str(g, "image_id", c->image_id);
+    cric_yj_kv_str(g, "image_ref", c->image_ref);
+    cric_yj_kv_str(g, "runtime_handler", c->handler);
+    cric_yj_kv_str(g, "runtime", c->runtime);
+    cric_yj_kv_str(g, "runtime_root", c->runtime_root);
+    cric_yj_kv_bool(g, "systemd_cgroup", c->systemd_cgroup);
+    cric_yj_kv_str(g, "log_path", c->log_path);
+    cric_yj_kv_int(g, "pid", c->pid);
+    cric_yj_kv_int(g, "stop_signal", c->stop_signal);
+    cric_yj_kv_int(g, "uid", c->uid);
+    cric_yj_kv_int(g, "gid", c->gid);
     GS(g, "layers");
     yajl_gen_array_open(g);
     for (size_t i = 0; c->layers && c->layers[i]; i++)

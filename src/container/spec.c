@@ -12,29 +12,9 @@
 #include "container/spec.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/yj.h"
 
 #define GS(g, s) yajl_gen_string((g), (const unsigned char *)(s), strlen(s))
-
-static void gkv(yajl_gen g, const char *k, const char *v)
-{
-    GS(g, k);
-    GS(g, v);
-}
-
-static void gki(yajl_gen g, const char *k, long long v)
-{
-    GS(g, k);
-    yajl_gen_integer(g, v);
-}
-
-static void gstrv(yajl_gen g, const char *k, char **v)
-{
-    GS(g, k);
-    yajl_gen_array_open(g);
-    for (size_t i = 0; v && v[i]; i++)
-        GS(g, v[i]);
-    yajl_gen_array_close(g);
-}
 
 static void gcaps(yajl_gen g, const char *k, uint64_t caps)
 {
@@ -88,9 +68,9 @@ static int gen_namespaces(yajl_gen g, const Runtime__V1__ContainerConfig *cfg, c
 #define NS(type, path)              \
     do {                            \
         yajl_gen_map_open(g);       \
-        gkv(g, "type", type);       \
+        cric_yj_kv_str(g, "type", type);       \
         if (path)                   \
-            gkv(g, "path", path);   \
+            cric_yj_kv_str(g, "path", path);   \
         yajl_gen_map_close(g);      \
     } while (0)
     NS("mount", (const char *)NULL);
@@ -143,26 +123,26 @@ static int gen_resources(yajl_gen g, const Runtime__V1__ContainerConfig *cfg, co
             GS(g, "cpu");
             yajl_gen_map_open(g);
             if (r->cpu_shares)
-                gki(g, "shares", r->cpu_shares);
+                cric_yj_kv_int(g, "shares", r->cpu_shares);
             if (r->cpu_quota)
-                gki(g, "quota", r->cpu_quota);
+                cric_yj_kv_int(g, "quota", r->cpu_quota);
             if (r->cpu_period)
-                gki(g, "period", r->cpu_period);
+                cric_yj_kv_int(g, "period", r->cpu_period);
             if (r->cpuset_cpus && r->cpuset_cpus[0])
-                gkv(g, "cpus", r->cpuset_cpus);
+                cric_yj_kv_str(g, "cpus", r->cpuset_cpus);
             if (r->cpuset_mems && r->cpuset_mems[0])
-                gkv(g, "mems", r->cpuset_mems);
+                cric_yj_kv_str(g, "mems", r->cpuset_mems);
             yajl_gen_map_close(g);
         }
         if (r->memory_limit_in_bytes) {
             GS(g, "memory");
             yajl_gen_map_open(g);
-            gki(g, "limit", r->memory_limit_in_bytes);
+            cric_yj_kv_int(g, "limit", r->memory_limit_in_bytes);
             /* kubelet asks swap == limit (no swap) everywhere; that needs
              * memsw on v1, so without it only "no extra swap" is honoured. */
             int64_t swap = r->memory_swap_limit_in_bytes;
             if (swap && (o->memsw || o->cgroup2_unified))
-                gki(g, "swap", swap);
+                cric_yj_kv_int(g, "swap", swap);
             else if (swap && swap != r->memory_limit_in_bytes)
                 return cric_error_new(err, -EOPNOTSUPP,
                                       "memory_swap_limit_in_bytes %" PRId64 " needs swap accounting, absent here",
@@ -174,8 +154,8 @@ static int gen_resources(yajl_gen g, const Runtime__V1__ContainerConfig *cfg, co
             yajl_gen_array_open(g);
             for (size_t i = 0; i < r->n_hugepage_limits; i++) {
                 yajl_gen_map_open(g);
-                gkv(g, "pageSize", r->hugepage_limits[i]->page_size ? r->hugepage_limits[i]->page_size : "");
-                gki(g, "limit", (long long)r->hugepage_limits[i]->limit);
+                cric_yj_kv_str(g, "pageSize", r->hugepage_limits[i]->page_size ? r->hugepage_limits[i]->page_size : "");
+                cric_yj_kv_int(g, "limit", (long long)r->hugepage_limits[i]->limit);
                 yajl_gen_map_close(g);
             }
             yajl_gen_array_close(g);
@@ -186,14 +166,14 @@ static int gen_resources(yajl_gen g, const Runtime__V1__ContainerConfig *cfg, co
             GS(g, "unified");
             yajl_gen_map_open(g);
             for (size_t i = 0; i < r->n_unified; i++)
-                gkv(g, r->unified[i]->key, r->unified[i]->value);
+                cric_yj_kv_str(g, r->unified[i]->key, r->unified[i]->value);
             yajl_gen_map_close(g);
         }
     }
     if (o->pids_limit > 0) {
         GS(g, "pids");
         yajl_gen_map_open(g);
-        gki(g, "limit", o->pids_limit);
+        cric_yj_kv_int(g, "limit", o->pids_limit);
         yajl_gen_map_close(g);
     }
     yajl_gen_map_close(g);
@@ -274,7 +254,7 @@ int cric_spec_generate(const Runtime__V1__ContainerConfig *cfg, const struct cri
     }
     yajl_gen_config(g, yajl_gen_beautify, 0);
     yajl_gen_map_open(g);
-    gkv(g, "ociVersion", "1.0.2");
+    cric_yj_kv_str(g, "ociVersion", "1.0.2");
 
     /* process */
     GS(g, "process");
@@ -283,16 +263,16 @@ int cric_spec_generate(const Runtime__V1__ContainerConfig *cfg, const struct cri
     yajl_gen_bool(g, cfg->tty);
     GS(g, "user");
     yajl_gen_map_open(g);
-    gki(g, "uid", info.uid);
-    gki(g, "gid", info.gid);
+    cric_yj_kv_int(g, "uid", info.uid);
+    cric_yj_kv_int(g, "gid", info.gid);
     GS(g, "additionalGids");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < info.n_groups; i++)
         yajl_gen_integer(g, info.groups[i]);
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
-    gstrv(g, "args", args);
-    gstrv(g, "env", env);
+    cric_yj_kv_strv(g, "args", args);
+    cric_yj_kv_strv(g, "env", env);
     const char *cwd = cfg->working_dir && cfg->working_dir[0] ? cfg->working_dir
                       : img && img->working_dir && img->working_dir[0] ? img->working_dir
                                                                          : "/";
@@ -300,7 +280,7 @@ int cric_spec_generate(const Runtime__V1__ContainerConfig *cfg, const struct cri
         r = cric_error_new(err, -EINVAL, "working directory '%s' is not absolute", cwd);
         goto out;
     }
-    gkv(g, "cwd", cwd);
+    cric_yj_kv_str(g, "cwd", cwd);
     GS(g, "capabilities");
     yajl_gen_map_open(g);
     gcaps(g, "bounding", caps);
@@ -321,16 +301,16 @@ int cric_spec_generate(const Runtime__V1__ContainerConfig *cfg, const struct cri
          * value; containerd's restrict_oom_score_adj does the same. */
         if (!o.cap_sys_resource && adj < o.own_oom_score_adj)
             adj = o.own_oom_score_adj;
-        gki(g, "oomScoreAdj", adj);
+        cric_yj_kv_int(g, "oomScoreAdj", adj);
     }
     if (apparmor)
-        gkv(g, "apparmorProfile", apparmor);
+        cric_yj_kv_str(g, "apparmorProfile", apparmor);
     yajl_gen_map_close(g);
 
     /* root: a path relative to the bundle would tie us to runc's cwd. */
     GS(g, "root");
     yajl_gen_map_open(g);
-    gkv(g, "path", o.rootfs);
+    cric_yj_kv_str(g, "path", o.rootfs);
     GS(g, "readonly");
     yajl_gen_bool(g, ro_rootfs);
     yajl_gen_map_close(g);
@@ -343,11 +323,11 @@ int cric_spec_generate(const Runtime__V1__ContainerConfig *cfg, const struct cri
     GS(g, "annotations");
     yajl_gen_map_open(g);
     for (size_t i = 0; i < cfg->n_annotations; i++)
-        gkv(g, cfg->annotations[i]->key, cfg->annotations[i]->value);
-    gkv(g, "io.kubernetes.cri.container-type", "container");
-    gkv(g, "io.kubernetes.cri.container-name", cfg->metadata->name);
+        cric_yj_kv_str(g, cfg->annotations[i]->key, cfg->annotations[i]->value);
+    cric_yj_kv_str(g, "io.kubernetes.cri.container-type", "container");
+    cric_yj_kv_str(g, "io.kubernetes.cri.container-name", cfg->metadata->name);
     if (sb && sb->id)
-        gkv(g, "io.kubernetes.cri.sandbox-id", sb->id);
+        cric_yj_kv_str(g, "io.kubernetes.cri.sandbox-id", sb->id);
     yajl_gen_map_close(g);
 
     /* linux */
@@ -367,14 +347,14 @@ int cric_spec_generate(const Runtime__V1__ContainerConfig *cfg, const struct cri
             r = -ENOMEM;
             goto out;
         }
-        gkv(g, "cgroupsPath", cg);
+        cric_yj_kv_str(g, "cgroupsPath", cg);
     }
     if ((r = gen_resources(g, cfg, &o, privileged, err)) < 0)
         goto out;
     if ((r = cric__spec_gen_devices(g, false, cfg, privileged, err)) < 0)
         goto out;
     if (rootfs_prop)
-        gkv(g, "rootfsPropagation", rootfs_prop);
+        cric_yj_kv_str(g, "rootfsPropagation", rootfs_prop);
     if (sb && sb->sysctls && sb->sysctls[0]) {
         GS(g, "sysctl");
         yajl_gen_map_open(g);
@@ -395,7 +375,7 @@ int cric_spec_generate(const Runtime__V1__ContainerConfig *cfg, const struct cri
                                    !sb->netns_path && strncmp(k, "net.", 4) == 0 ? " (host network)" : "");
                 goto out;
             }
-            gkv(g, k, eq + 1);
+            cric_yj_kv_str(g, k, eq + 1);
         }
         yajl_gen_map_close(g);
     }
@@ -406,8 +386,8 @@ int cric_spec_generate(const Runtime__V1__ContainerConfig *cfg, const struct cri
                                            "/sys/devices/virtual/powercap", NULL};
         static char *const def_ro[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
                                        NULL};
-        gstrv(g, "maskedPaths", sc && sc->n_masked_paths ? sc->masked_paths : (char **)def_masked);
-        gstrv(g, "readonlyPaths", sc && sc->n_readonly_paths ? sc->readonly_paths : (char **)def_ro);
+        cric_yj_kv_strv(g, "maskedPaths", sc && sc->n_masked_paths ? sc->masked_paths : (char **)def_masked);
+        cric_yj_kv_strv(g, "readonlyPaths", sc && sc->n_readonly_paths ? sc->readonly_paths : (char **)def_ro);
     }
     if ((r = cric__spec_gen_seccomp(g, sc, caps, privileged, err)) < 0)
         goto out;

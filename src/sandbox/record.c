@@ -99,66 +99,45 @@ int sb__record_path(struct cric_sandbox_service *svc, const char *id, char **out
     return asprintf(out, "%s/%s/sandbox.json", svc->sb_dir, id) < 0 ? -ENOMEM : 0;
 }
 
-static void kv_str(yajl_gen g, const char *k, const char *v)
-{
-    cric_yj_gen_str(g, k);
-    cric_yj_gen_str(g, v);
-}
-
-static void kv_int(yajl_gen g, const char *k, long long v)
-{
-    cric_yj_gen_str(g, k);
-    yajl_gen_integer(g, v);
-}
-
-static void kv_strv(yajl_gen g, const char *k, char **v)
-{
-    cric_yj_gen_str(g, k);
-    yajl_gen_array_open(g);
-    for (size_t i = 0; v && v[i]; i++)
-        cric_yj_gen_str(g, v[i]);
-    yajl_gen_array_close(g);
-}
-
 static int record_text(struct cric_sandbox *sb, char **out, cric_error **err)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!g)
         return cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
     yajl_gen_map_open(g);
-    kv_int(g, "version", 1);
-    kv_str(g, "id", sb->id);
-    kv_int(g, "state", sb->state);
-    kv_int(g, "created_at", sb->created_at);
-    kv_str(g, "name", sb->name);
-    kv_str(g, "uid", sb->uid);
-    kv_str(g, "namespace", sb->namespace_);
-    kv_int(g, "attempt", sb->attempt);
-    kv_str(g, "hostname", sb->hostname);
-    kv_str(g, "runtime_handler", sb->runtime_handler);
-    kv_str(g, "log_directory", sb->log_directory);
-    kv_str(g, "cgroup_parent", sb->cgroup_parent);
-    kv_int(g, "network_mode", sb->network_mode);
-    kv_int(g, "pid_mode", sb->pid_mode);
-    kv_int(g, "ipc_mode", sb->ipc_mode);
-    kv_str(g, "netns", sb->netns_path);
-    kv_str(g, "ipcns", sb->ipcns_path);
-    kv_str(g, "utsns", sb->utsns_path);
-    kv_str(g, "ns_dir", sb->priv->ns_dir);
-    kv_int(g, "pause_pid", sb->pause_pid);
-    kv_int(g, "pause_start", sb->priv->pause_start);
-    kv_str(g, "shm", sb->shm_path);
+    cric_yj_kv_int(g, "version", 1);
+    cric_yj_kv_str(g, "id", sb->id);
+    cric_yj_kv_int(g, "state", sb->state);
+    cric_yj_kv_int(g, "created_at", sb->created_at);
+    cric_yj_kv_str(g, "name", sb->name);
+    cric_yj_kv_str(g, "uid", sb->uid);
+    cric_yj_kv_str(g, "namespace", sb->namespace_);
+    cric_yj_kv_int(g, "attempt", sb->attempt);
+    cric_yj_kv_str(g, "hostname", sb->hostname);
+    cric_yj_kv_str(g, "runtime_handler", sb->runtime_handler);
+    cric_yj_kv_str(g, "log_directory", sb->log_directory);
+    cric_yj_kv_str(g, "cgroup_parent", sb->cgroup_parent);
+    cric_yj_kv_int(g, "network_mode", sb->network_mode);
+    cric_yj_kv_int(g, "pid_mode", sb->pid_mode);
+    cric_yj_kv_int(g, "ipc_mode", sb->ipc_mode);
+    cric_yj_kv_str(g, "netns", sb->netns_path);
+    cric_yj_kv_str(g, "ipcns", sb->ipcns_path);
+    cric_yj_kv_str(g, "utsns", sb->utsns_path);
+    cric_yj_kv_str(g, "ns_dir", sb->priv->ns_dir);
+    cric_yj_kv_int(g, "pause_pid", sb->pause_pid);
+    cric_yj_kv_int(g, "pause_start", sb->priv->pause_start);
+    cric_yj_kv_str(g, "shm", sb->shm_path);
     cric_yj_gen_str(g, "shm_mounted");
     yajl_gen_bool(g, sb->priv->shm_mounted);
     cric_yj_gen_str(g, "network_attached");
     yajl_gen_bool(g, sb->priv->network_attached);
-    kv_str(g, "cni_conf_file", sb->priv->cni_conf_file);
-    kv_str(g, "cni_conf", sb->priv->cni_conf_text);
-    kv_str(g, "cni_result", sb->priv->cni_result);
-    kv_int(g, "cni_add_ns", (long long)sb->cni_add_ns);
-    kv_int(g, "cni_del_ns", (long long)sb->cni_del_ns);
-    kv_strv(g, "ips", sb->ips);
-    kv_strv(g, "cgroups_created", sb->priv->cgroups_created);
+    cric_yj_kv_str(g, "cni_conf_file", sb->priv->cni_conf_file);
+    cric_yj_kv_str(g, "cni_conf", sb->priv->cni_conf_text);
+    cric_yj_kv_str(g, "cni_result", sb->priv->cni_result);
+    cric_yj_kv_int(g, "cni_add_ns", (long long)sb->cni_add_ns);
+    cric_yj_kv_int(g, "cni_del_ns", (long long)sb->cni_del_ns);
+    cric_yj_kv_strv(g, "ips", sb->ips);
+    cric_yj_kv_strv(g, "cgroups_created", sb->priv->cgroups_created);
     /* The whole request config, protobuf-encoded as hex: nothing is lost. */
     _cleanup_free_ char *hex = malloc(sb->priv->config_pb_len * 2 + 1);
     if (hex) {
@@ -166,7 +145,7 @@ static int record_text(struct cric_sandbox *sb, char **out, cric_error **err)
             sprintf(hex + 2 * i, "%02x", sb->priv->config_pb[i]);
         hex[sb->priv->config_pb_len * 2] = '\0';
     }
-    kv_str(g, "config_pb", hex ? hex : "");
+    cric_yj_kv_str(g, "config_pb", hex ? hex : "");
     yajl_gen_map_close(g);
     size_t len = 0;
     _cleanup_free_ char *text = cric_yj_gen_take(g, &len);
@@ -290,12 +269,12 @@ int sb__record_save_ready(struct cric_sandbox_service *svc, struct cric_sandbox 
     if (!g)
         return cric_error_sys(err, -ENOMEM, "save sandbox %s", sb->id);
     yajl_gen_map_open(g);
-    kv_str(g, "id", sb->id);
-    kv_int(g, "pause_pid", sb->pause_pid);
-    kv_int(g, "pause_start", sb->priv->pause_start);
-    kv_str(g, "cni_result", sb->priv->cni_result);
-    kv_int(g, "cni_add_ns", (long long)sb->cni_add_ns);
-    kv_strv(g, "ips", sb->ips);
+    cric_yj_kv_str(g, "id", sb->id);
+    cric_yj_kv_int(g, "pause_pid", sb->pause_pid);
+    cric_yj_kv_int(g, "pause_start", sb->priv->pause_start);
+    cric_yj_kv_str(g, "cni_result", sb->priv->cni_result);
+    cric_yj_kv_int(g, "cni_add_ns", (long long)sb->cni_add_ns);
+    cric_yj_kv_strv(g, "ips", sb->ips);
     yajl_gen_map_close(g);
     _cleanup_free_ char *text = cric_yj_gen_take(g, NULL), *path = NULL;
     yajl_gen_free(g);

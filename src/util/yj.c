@@ -13,6 +13,33 @@ int cric_yj_gen_str(yajl_gen g, const char *s)
     return yajl_gen_string(g, (const unsigned char *)s, strlen(s)) == yajl_gen_status_ok ? 0 : -EINVAL;
 }
 
+void cric_yj_kv_str(yajl_gen g, const char *k, const char *v)
+{
+    cric_yj_gen_str(g, k);
+    cric_yj_gen_str(g, v);
+}
+
+void cric_yj_kv_int(yajl_gen g, const char *k, long long v)
+{
+    cric_yj_gen_str(g, k);
+    yajl_gen_integer(g, v);
+}
+
+void cric_yj_kv_bool(yajl_gen g, const char *k, bool v)
+{
+    cric_yj_gen_str(g, k);
+    yajl_gen_bool(g, v);
+}
+
+void cric_yj_kv_strv(yajl_gen g, const char *k, char *const *v)
+{
+    cric_yj_gen_str(g, k);
+    yajl_gen_array_open(g);
+    for (size_t i = 0; v && v[i]; i++)
+        cric_yj_gen_str(g, v[i]);
+    yajl_gen_array_close(g);
+}
+
 int cric_yj_gen_value(yajl_gen g, yajl_val v)
 {
     yajl_gen_status st = yajl_gen_status_ok;
