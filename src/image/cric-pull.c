@@ -55,11 +55,11 @@ static void emit_error(int code, const char *msg)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    cric__gen_str(g, "error");
+    cric_yj_gen_str(g, "error");
     yajl_gen_map_open(g);
-    cric__gen_str(g, "code");
+    cric_yj_gen_str(g, "code");
     yajl_gen_integer(g, code < 0 ? code : -EIO);
-    cric__gen_kv(g, "message", msg);
+    cric_yj_kv_str(g, "message", msg);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
     emit(g);
@@ -81,12 +81,12 @@ static void on_progress(void *data, const char *digest, uint64_t bytes, uint64_t
     }
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    cric__gen_str(g, "progress");
+    cric_yj_gen_str(g, "progress");
     yajl_gen_map_open(g);
-    cric__gen_kv(g, "digest", digest);
-    cric__gen_str(g, "bytes");
+    cric_yj_kv_str(g, "digest", digest);
+    cric_yj_gen_str(g, "bytes");
     yajl_gen_integer(g, (long long)bytes);
-    cric__gen_str(g, "total");
+    cric_yj_gen_str(g, "total");
     yajl_gen_integer(g, (long long)total);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
@@ -101,15 +101,15 @@ static void on_done(void *data, const struct cric_image *img, const cric_error *
     }
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    cric__gen_str(g, "result");
+    cric_yj_gen_str(g, "result");
     yajl_gen_map_open(g);
-    cric__gen_kv(g, "id", img->id);
+    cric_yj_kv_str(g, "id", img->id);
     if (img->repo_tags[0])
-        cric__gen_kv(g, "repo_tag", img->repo_tags[0]);
+        cric_yj_kv_str(g, "repo_tag", img->repo_tags[0]);
     if (img->repo_digests[0])
-        cric__gen_kv(g, "repo_digest", img->repo_digests[0]);
-    cric__gen_strv(g, "layers", img->chain_ids);
-    cric__gen_str(g, "size");
+        cric_yj_kv_str(g, "repo_digest", img->repo_digests[0]);
+    cric_yj_kv_strv(g, "layers", img->chain_ids);
+    cric_yj_gen_str(g, "size");
     yajl_gen_integer(g, (long long)img->size);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);

@@ -142,29 +142,6 @@ int cric__json_keys(yajl_val v, char ***out)
     return 0;
 }
 
-void cric__gen_str(yajl_gen g, const char *s)
-{
-    if (!s)
-        yajl_gen_null(g);
-    else
-        yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
-void cric__gen_kv(yajl_gen g, const char *k, const char *v)
-{
-    cric__gen_str(g, k);
-    cric__gen_str(g, v);
-}
-
-void cric__gen_strv(yajl_gen g, const char *k, char *const *v)
-{
-    cric__gen_str(g, k);
-    yajl_gen_array_open(g);
-    for (size_t i = 0; v && v[i]; i++)
-        cric__gen_str(g, v[i]);
-    yajl_gen_array_close(g);
-}
-
 int cric__gen_take(yajl_gen g, char **out)
 {
     const unsigned char *buf;

@@ -8,6 +8,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "util/err.h"
+#include "util/yj.h"
 
 /** Parses len bytes of JSON (need not be NUL-terminated).  what names the
  * document in the error ("manifest 'sha256:…'"). */
@@ -21,10 +22,7 @@ const char *cric__json_str(yajl_val obj, const char *key);
 int cric__json_strv(yajl_val v, char ***out);
 /** Copies an object's keys into a NULL-terminated vector. */
 int cric__json_keys(yajl_val v, char ***out);
-/** Generator helpers. */
-void cric__gen_str(yajl_gen g, const char *s);
-void cric__gen_kv(yajl_gen g, const char *k, const char *v);
-void cric__gen_strv(yajl_gen g, const char *k, char *const *v);
+/* Generating: cric_yj_gen_str, cric_yj_kv_str and cric_yj_kv_strv (util/yj.h). */
 /** Takes the generated buffer as a malloc'd NUL-terminated string. */
 int cric__gen_take(yajl_gen g, char **out);
 

@@ -303,34 +303,34 @@ static char *request_json(struct cric_pullproc *p, const char *ref, const struct
     if (!g)
         return NULL;
     yajl_gen_map_open(g);
-    cric__gen_kv(g, "reference", ref);
-    cric__gen_kv(g, "root", cfg->root);
-    cric__gen_kv(g, "certs_dir", cfg->images_certs_dir ? cfg->images_certs_dir : "");
-    cric__gen_kv(g, "auth_file", cfg->images_auth_file ? cfg->images_auth_file : "");
-    cric__gen_str(g, "pull_timeout");
+    cric_yj_kv_str(g, "reference", ref);
+    cric_yj_kv_str(g, "root", cfg->root);
+    cric_yj_kv_str(g, "certs_dir", cfg->images_certs_dir ? cfg->images_certs_dir : "");
+    cric_yj_kv_str(g, "auth_file", cfg->images_auth_file ? cfg->images_auth_file : "");
+    cric_yj_gen_str(g, "pull_timeout");
     yajl_gen_integer(g, (long long)cfg->images_pull_timeout);
-    cric__gen_str(g, "max_concurrent_downloads");
+    cric_yj_gen_str(g, "max_concurrent_downloads");
     yajl_gen_integer(g, (long long)cfg->images_max_concurrent_downloads);
-    cric__gen_str(g, "registries");
+    cric_yj_gen_str(g, "registries");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < cfg->images_registries_len; i++) {
         const struct cric_registry_config *rc = &cfg->images_registries[i];
         yajl_gen_map_open(g);
-        cric__gen_kv(g, "host", rc->host ? rc->host : "");
-        cric__gen_str(g, "insecure");
+        cric_yj_kv_str(g, "host", rc->host ? rc->host : "");
+        cric_yj_gen_str(g, "insecure");
         yajl_gen_bool(g, rc->insecure);
-        cric__gen_strv(g, "mirrors", rc->mirrors);
+        cric_yj_kv_strv(g, "mirrors", rc->mirrors);
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
-    cric__gen_str(g, "auth");
+    cric_yj_gen_str(g, "auth");
     yajl_gen_map_open(g);
     const char *keys[] = {"username", "password", "auth", "identity_token", "registry_token"};
     const char *vals[] = {a ? a->username : NULL, a ? a->password : NULL, a ? a->auth : NULL,
                           a ? a->identity_token : NULL, a ? a->registry_token : NULL};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
         if (vals[i] && *vals[i])
-            cric__gen_kv(g, keys[i], vals[i]);
+            cric_yj_kv_str(g, keys[i], vals[i]);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
     const unsigned char *buf;
@@ -503,16 +503,16 @@ int cric_pullproc_progress_json(struct cric_pullproc *p, char **out, cric_error 
             dup = strcmp(k->ref, j->ref) == 0;
         if (dup)
             continue;
-        cric__gen_str(g, j->ref);
+        cric_yj_gen_str(g, j->ref);
         yajl_gen_map_open(g);
-        cric__gen_str(g, "layers");
+        cric_yj_gen_str(g, "layers");
         yajl_gen_array_open(g);
         for (size_t i = 0; i < j->n_layers; i++) {
             yajl_gen_map_open(g);
-            cric__gen_kv(g, "digest", j->layers[i].digest);
-            cric__gen_str(g, "done");
+            cric_yj_kv_str(g, "digest", j->layers[i].digest);
+            cric_yj_gen_str(g, "done");
             yajl_gen_integer(g, (long long)j->layers[i].done);
-            cric__gen_str(g, "total");
+            cric_yj_gen_str(g, "total");
             yajl_gen_integer(g, (long long)j->layers[i].total);
             yajl_gen_map_close(g);
         }
